@@ -1,0 +1,207 @@
+package org.exl2spark.io;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.FilterOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+/**
+ * Writes safetensors files and sharded models. Tensors are declared up front (so each header can be written first)
+ * and their bytes are streamed from a {@link TensorData} callback, so no shard is ever held in memory. Every file is
+ * written under a temporary name and renamed once complete; the index is written last.
+ */
+public final class SafetensorsWriter {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Streams one tensor's bytes (little-endian, row-major); must write exactly {@link TensorSpec#byteSize()}. */
+    @FunctionalInterface
+    public interface TensorData {
+        void writeTo(TensorSpec tensor, OutputStream out) throws IOException;
+    }
+
+    private SafetensorsWriter() {
+    }
+
+    /**
+     * Groups tensors, in order, into shards of at most {@code maxShardBytes} of tensor data; a tensor bigger than the
+     * limit gets a shard of its own.
+     */
+    public static List<List<TensorSpec>> planShards(List<TensorSpec> tensors, long maxShardBytes) {
+        if (maxShardBytes <= 0) {
+            throw new IllegalArgumentException("shard size must be positive, got " + maxShardBytes);
+        }
+        List<List<TensorSpec>> shards = new ArrayList<>();
+        List<TensorSpec> current = new ArrayList<>();
+        long bytes = 0;
+        for (TensorSpec t : tensors) {
+            if (!current.isEmpty() && bytes + t.byteSize() > maxShardBytes) {
+                shards.add(current);
+                current = new ArrayList<>();
+                bytes = 0;
+            }
+            current.add(t);
+            bytes += t.byteSize();
+        }
+        if (!current.isEmpty() || shards.isEmpty()) {
+            shards.add(current);
+        }
+        return shards;
+    }
+
+    /** The safetensors header for these tensors, padded with spaces to a multiple of 8 bytes as the reference does. */
+    static byte[] header(List<TensorSpec> tensors, Map<String, String> metadata) {
+        ObjectNode root = JSON.createObjectNode();
+        if (metadata != null && !metadata.isEmpty()) {
+            ObjectNode m = root.putObject("__metadata__");
+            metadata.forEach(m::put);
+        }
+        Set<String> seen = new HashSet<>();
+        long offset = 0;
+        for (TensorSpec t : tensors) {
+            if (!seen.add(t.name()) || t.name().equals("__metadata__")) {
+                throw new IllegalArgumentException("duplicate or reserved tensor name '" + t.name() + "'");
+            }
+            ObjectNode e = root.putObject(t.name());
+            e.put("dtype", t.dtype().name());
+            ArrayNode shape = e.putArray("shape");
+            for (long d : t.shape()) {
+                shape.add(d);
+            }
+            ArrayNode off = e.putArray("data_offsets");
+            off.add(offset);
+            offset += t.byteSize();
+            off.add(offset);
+        }
+        byte[] json = root.toString().getBytes(StandardCharsets.UTF_8);
+        int padded = (json.length + 7) & ~7;
+        byte[] out = new byte[padded];
+        System.arraycopy(json, 0, out, 0, json.length);
+        for (int i = json.length; i < padded; i++) {
+            out[i] = ' ';
+        }
+        return out;
+    }
+
+    /** Writes one safetensors file at {@code target}, visible only once complete. Returns the bytes written. */
+    public static long writeFile(FileSystem fs, Path target, List<TensorSpec> tensors, Map<String, String> metadata,
+            TensorData data) throws IOException {
+        byte[] header = header(tensors, metadata);
+        Path tmp = temporaryFor(target);
+        long total;
+        try (FSDataOutputStream raw = fs.create(tmp, false)) {
+            byte[] len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).array();
+            raw.write(len);
+            raw.write(header);
+            for (TensorSpec t : tensors) {
+                CountingStream counted = new CountingStream(raw);
+                data.writeTo(t, counted);
+                if (counted.count != t.byteSize()) {
+                    throw new IOException(target + ": tensor '" + t.name() + "' supplied " + counted.count
+                            + " bytes, expected " + t.byteSize());
+                }
+            }
+            total = raw.getPos();
+        } catch (IOException | RuntimeException e) {
+            fs.delete(tmp, false);
+            throw e;
+        }
+        commit(fs, tmp, target);
+        return total;
+    }
+
+    /**
+     * Writes {@code <base>-00001-of-0000N.safetensors} shards of at most {@code maxShardBytes} of tensor data and
+     * {@code <base>.safetensors.index.json} (written last). A single shard is named {@code <base>.safetensors} and
+     * gets no index. Returns the weight map (tensor → shard file name).
+     */
+    public static Map<String, String> writeSharded(FileSystem fs, Path dir, String base, List<TensorSpec> tensors,
+            long maxShardBytes, Map<String, String> metadata, TensorData data) throws IOException {
+        List<List<TensorSpec>> shards = planShards(tensors, maxShardBytes);
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        long totalSize = 0;
+        for (int i = 0; i < shards.size(); i++) {
+            String name = shards.size() == 1 ? base + ".safetensors"
+                    : String.format("%s-%05d-of-%05d.safetensors", base, i + 1, shards.size());
+            writeFile(fs, new Path(dir, name), shards.get(i), metadata, data);
+            for (TensorSpec t : shards.get(i)) {
+                weightMap.put(t.name(), name);
+                totalSize += t.byteSize();
+            }
+        }
+        if (shards.size() > 1) {
+            ObjectNode index = JSON.createObjectNode();
+            index.putObject("metadata").put("total_size", totalSize);
+            ObjectNode map = index.putObject("weight_map");
+            weightMap.forEach(map::put);
+            writeSmallFile(fs, new Path(dir, base + ".safetensors.index.json"),
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(index));
+        }
+        return weightMap;
+    }
+
+    /** Writes a small file (JSON, tokenizer) under a temporary name and renames it into place. */
+    public static void writeSmallFile(FileSystem fs, Path target, byte[] content) throws IOException {
+        Path tmp = temporaryFor(target);
+        try (FSDataOutputStream out = fs.create(tmp, false)) {
+            out.write(content);
+        } catch (IOException | RuntimeException e) {
+            fs.delete(tmp, false);
+            throw e;
+        }
+        commit(fs, tmp, target);
+    }
+
+    static Path temporaryFor(Path target) {
+        return new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
+    }
+
+    private static void commit(FileSystem fs, Path tmp, Path target) throws IOException {
+        if (fs.exists(target)) {
+            fs.delete(target, false);
+        }
+        if (!fs.rename(tmp, target)) {
+            fs.delete(tmp, false);
+            throw new IOException("could not rename " + tmp + " to " + target);
+        }
+    }
+
+    private static final class CountingStream extends FilterOutputStream {
+        long count;
+
+        CountingStream(OutputStream out) {
+            super(out);
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            out.write(b);
+            count++;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+            count += len;
+        }
+
+        @Override
+        public void close() {
+            // the file stream is closed by the writer, not by a tensor's callback
+        }
+    }
+}
