@@ -263,7 +263,10 @@ public final class Exl2Linear {
         return dequantize(true);
     }
 
-    /** The dequantized weight in Hugging Face layout [out][in], all stored output columns. */
+    /**
+     * The dequantized weight in Hugging Face layout [out][in], all stored output rows. Where ExLlamaV2 padded
+     * out_features to a multiple of 32, use {@code dequantize().leadingColumns(outFeatures).transpose()}.
+     */
     public HalfMatrix hfWeight() {
         return dequantize().transpose();
     }

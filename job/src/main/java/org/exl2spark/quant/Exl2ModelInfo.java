@@ -29,6 +29,7 @@ public final class Exl2ModelInfo {
     /**
      * One linear.
      *
+     * @param outFeatures the stored output width (ExLlamaV2 pads it to a multiple of 32 where needed)
      * @param layout   the EXL2 layout, or null for a linear stored unquantized (fp16 {@code .weight})
      * @param bits     EXL2 bits (spec C.3); 16 per weight and bias element for an unquantized linear
      * @param fileBits 8 × the bytes of the module's stored tensors
