@@ -84,7 +84,7 @@ public final class AdaptiveGptq {
                 w[k * cols + n] = weightHf[src + perm[k]];
             }
         }
-        byte[] codes = new byte[rows * cols];
+        byte[][] codes = new byte[rows][cols];
         float[] qperm = new float[rows * cols];
         List<GptqResult.QuantGroup> groups = new ArrayList<>();
         for (QParams.Group g : qp.groups(rows)) {
@@ -107,7 +107,7 @@ public final class AdaptiveGptq {
                     // a scale that underflowed to fp16 zero leaves only the zero code
                     int q = qf != qf ? zero : (int) Math.min(Math.max(qf, 0f), (float) maxq);
                     float dq = Half.toFloat(Half.fromFloat((q - zero) * s));
-                    codes[rowOff + n] = (byte) q;
+                    codes[c][n] = (byte) q;
                     qperm[rowOff + n] = dq;
                     err[eOff + n] = (x - dq) / d;
                 }

@@ -67,6 +67,7 @@ class AdaptiveGptqTest {
                 new QParams(new int[] {32, 64, 64}, new int[] {6, 3, 2}, new double[] {.05, .2, .75}, 4)}) {
             GptqResult r = AdaptiveGptq.quantize(w, out, in, prep, qp);
             checkDecodes(r);
+            checkPacksLosslessly(r);
             GptqResult plain = AdaptiveGptq.quantize(w, out, in, rtn, qp);
             double eg = outputError(x, tokens, in, w, r.dequantized(), out);
             double er = outputError(x, tokens, in, w, plain.dequantized(), out);
@@ -90,6 +91,17 @@ class AdaptiveGptqTest {
         }
         for (int j = 0; j < inv.length; j++) {
             assertEquals(j, r.perm()[inv[j]]);
+        }
+    }
+
+    /** Packed into EXL2 tensors and decoded by the codec, the result gives back exactly the dequantized weight. */
+    static void checkPacksLosslessly(GptqResult r) {
+        Exl2Linear packed = r.toExl2("test.proj", null);
+        HalfMatrix inOut = packed.dequantize();
+        for (int j = 0; j < r.rows(); j++) {
+            for (int n = 0; n < r.columns(); n++) {
+                assertEquals(r.dequantized()[j * r.columns() + n], inOut.getFloat(j, n), 0f);
+            }
         }
     }
 
