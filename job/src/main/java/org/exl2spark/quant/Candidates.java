@@ -78,4 +78,17 @@ public final class Candidates {
             mlp(q(128, b(8, 6), p(.1, .9)), q(128, b(8, 6), p(.1, .9)), q(128, b(8, 6), p(.15, .85))),
             mlp(q(128, b(8, 6), p(.1, .9)), q(128, b(8, 6), p(.1, .9)), q(128, b(8), P1)),
             mlp(q(128, b(8), P1), q(128, b(8), P1), q(128, b(8), P1)));
+
+    /** The fixed settings of the output head for {@code -hb} (EXL2-SPEC B); the head is outside the bpw budget. */
+    public static QParams headParams(int headBits) {
+        return switch (headBits) {
+            case 2 -> q(32, b(4, 2), p(.3, .7));
+            case 3 -> q(32, b(4, 3), p(.15, .85));
+            case 4 -> q(32, b(6, 4), p(.15, .85));
+            case 5 -> q(128, b(6, 5), p(.15, .85));
+            case 6 -> q(128, b(8, 6), p(.15, .85));
+            case 8 -> q(128, b(8), p(1.0));
+            default -> throw new IllegalArgumentException("head bits must be one of 2, 3, 4, 5, 6, 8; got " + headBits);
+        };
+    }
 }

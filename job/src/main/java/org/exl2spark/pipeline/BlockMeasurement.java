@@ -1,0 +1,103 @@
+package org.exl2spark.pipeline;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.exl2spark.backend.Backend;
+import org.exl2spark.backend.Tensor;
+import org.exl2spark.model.BlockSpec;
+import org.exl2spark.model.LinearInputObserver;
+import org.exl2spark.model.LinearSpec;
+import org.exl2spark.model.Transformer;
+import org.exl2spark.model.Transformer.BlockWeights;
+import org.exl2spark.model.Transformer.LinearWeights;
+import org.exl2spark.model.WeightSource;
+import org.exl2spark.quant.AdaptiveGptq;
+import org.exl2spark.quant.BlockCandidate;
+import org.exl2spark.quant.Candidates;
+import org.exl2spark.quant.GptqResult;
+import org.exl2spark.quant.QParams;
+
+/**
+ * The measurement of one block (EXL2-SPEC D), independent of Spark: run the original block over the reference-path
+ * states once to collect each linear input's Hessian and the reference outputs; quantize every distinct setting of
+ * every projection with GPTQ; then run the block with each candidate's dequantized weights and score it by
+ * {@code 1 − mean relative Frobenius error} of the block output.
+ */
+public final class BlockMeasurement {
+    private final BlockRunner runner;
+    private final Transformer transformer;
+    private final Backend backend;
+
+    public BlockMeasurement(BlockRunner runner) {
+        this.runner = runner;
+        this.transformer = runner.transformer();
+        this.backend = transformer.backend();
+    }
+
+    /** The candidate table ExLlamaV2 measures for a block of this kind. */
+    public static List<Map<String, QParams>> table(BlockSpec block) {
+        return block.kind() == BlockSpec.Kind.ATTENTION ? Candidates.ATTENTION : Candidates.MLP;
+    }
+
+    public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input) throws IOException {
+        List<Map<String, QParams>> table = table(block);
+        try (BlockWeights original = transformer.loadBlock(weights, block);
+                BlockHessians hessians = new BlockHessians(backend)) {
+            HiddenStates reference = runner.forward(input, original, hessians);
+            Map<String, Tensor> dequantized = new HashMap<>();
+            try {
+                for (LinearSpec l : block.linears()) {
+                    float[] w = weights.linearWeight(l);
+                    AdaptiveGptq.Preparation prep = hessians.preparation(l, input.rows());
+                    for (Map<String, QParams> row : table) {
+                        QParams qp = row.get(l.shortName());
+                        String key = l.shortName() + "|" + qp.describe();
+                        if (!dequantized.containsKey(key)) {
+                            GptqResult r = AdaptiveGptq.quantize(w, (int) l.outFeatures(), (int) l.inFeatures(), prep, qp);
+                            dequantized.put(key, backend.upload(toHfLayout(r), l.outFeatures(), l.inFeatures()));
+                        }
+                    }
+                }
+                List<BlockCandidate> out = new ArrayList<>();
+                for (Map<String, QParams> row : table) {
+                    List<LinearWeights> linears = new ArrayList<>();
+                    Map<String, QParams> projections = new LinkedHashMap<>();
+                    long bits = 0;
+                    for (LinearSpec l : block.linears()) {
+                        QParams qp = row.get(l.shortName());
+                        projections.put(l.shortName(), qp);
+                        bits += qp.totalBits(l.inFeatures(), l.outFeatures(), l.hasBias());
+                        linears.add(new LinearWeights(l, dequantized.get(l.shortName() + "|" + qp.describe()),
+                                original.linear(l.shortName()).bias()));
+                    }
+                    // not closed: it borrows the original norm and biases and the cached dequantized weights
+                    BlockWeights candidate = new BlockWeights(block, original.norm(), linears);
+                    double error = BlockRunner.relativeErrorSum(runner.forward(input, candidate, LinearInputObserver.NONE),
+                            reference) / input.rows();
+                    out.add(new BlockCandidate(Math.max(1e-6, 1 - error), bits, projections));
+                }
+                return out;
+            } finally {
+                dequantized.values().forEach(Tensor::close);
+            }
+        }
+    }
+
+    /** GPTQ's dequantized [in × out] result as a Hugging Face weight [out × in]. */
+    static float[] toHfLayout(GptqResult r) {
+        int rows = r.rows();
+        int cols = r.columns();
+        float[] src = r.dequantized();
+        float[] out = new float[src.length];
+        for (int k = 0; k < rows; k++) {
+            for (int n = 0; n < cols; n++) {
+                out[n * rows + k] = src[k * cols + n];
+            }
+        }
+        return out;
+    }
+}

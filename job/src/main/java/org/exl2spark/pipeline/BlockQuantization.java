@@ -1,0 +1,92 @@
+package org.exl2spark.pipeline;
+
+import java.io.IOException;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.exl2spark.backend.Backend;
+import org.exl2spark.backend.Tensor;
+import org.exl2spark.io.Half;
+import org.exl2spark.model.BlockSpec;
+import org.exl2spark.model.LinearSpec;
+import org.exl2spark.model.ModelArchitecture;
+import org.exl2spark.model.Transformer;
+import org.exl2spark.model.Transformer.BlockWeights;
+import org.exl2spark.model.WeightSource;
+import org.exl2spark.quant.AdaptiveGptq;
+import org.exl2spark.quant.Exl2Linear;
+import org.exl2spark.quant.GptqResult;
+import org.exl2spark.quant.QParams;
+
+/**
+ * The quantization of one block for one target (EXL2-SPEC G), independent of Spark: the original block runs over
+ * the quantized-path states to collect every Hessian of the block first, then each projection is quantized with the
+ * setting the optimizer chose and packed as EXL2 tensors.
+ */
+public final class BlockQuantization {
+    private final BlockRunner runner;
+    private final Transformer transformer;
+    private final Backend backend;
+
+    public BlockQuantization(BlockRunner runner) {
+        this.runner = runner;
+        this.transformer = runner.transformer();
+        this.backend = transformer.backend();
+    }
+
+    /** Quantized linears of {@code block} by module key, in the block's order. */
+    public Map<String, Exl2Linear> quantize(WeightSource weights, BlockSpec block, Map<String, QParams> strategy,
+            Iterable<HiddenStates> inputs) throws IOException {
+        try (BlockWeights original = transformer.loadBlock(weights, block);
+                BlockHessians hessians = new BlockHessians(backend)) {
+            int rows = 0;
+            for (HiddenStates part : inputs) {
+                runner.forward(part, original, hessians);
+                rows += part.rows();
+            }
+            Map<String, Exl2Linear> out = new LinkedHashMap<>();
+            for (LinearSpec l : block.linears()) {
+                QParams qp = strategy.get(l.shortName());
+                if (qp == null) {
+                    throw new IllegalArgumentException(block.key() + ": the strategy has no setting for " + l.shortName());
+                }
+                out.put(l.key(), quantizeLinear(weights, l, hessians.preparation(l, rows), qp));
+            }
+            return out;
+        }
+    }
+
+    /** The output head: its Hessian comes from the final-norm output of the quantized path (EXL2-SPEC G). */
+    public Exl2Linear quantizeHead(WeightSource weights, QParams headParams, Iterable<HiddenStates> inputs)
+            throws IOException {
+        ModelArchitecture arch = transformer.architecture();
+        LinearSpec head = arch.lmHead();
+        int rows = 0;
+        try (BlockHessians hessians = new BlockHessians(backend);
+                Tensor norm = backend.upload(weights.norm(ModelArchitecture.FINAL_NORM), arch.hiddenSize())) {
+            for (HiddenStates part : inputs) {
+                try (Tensor h = backend.upload(part.data().clone(), part.rows(), part.tokens(), part.hidden());
+                        Tensor x = backend.zeros(part.rows(), part.tokens(), part.hidden())) {
+                    backend.rmsNorm(h, norm, (float) arch.rmsNormEps(), x);
+                    hessians.accept(List.of(head), x);
+                }
+                rows += part.rows();
+            }
+            return quantizeLinear(weights, head, hessians.preparation(head, rows), headParams);
+        }
+    }
+
+    static Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, AdaptiveGptq.Preparation prep, QParams qp)
+            throws IOException {
+        GptqResult r = AdaptiveGptq.quantize(weights.linearWeight(l), (int) l.outFeatures(), (int) l.inFeatures(), prep, qp);
+        float[] bias = weights.bias(l);
+        short[] biasHalf = null;
+        if (bias != null) {
+            biasHalf = new short[bias.length];
+            for (int i = 0; i < bias.length; i++) {
+                biasHalf[i] = Half.fromFloat(bias[i]);
+            }
+        }
+        return r.toExl2(l.key(), biasHalf);
+    }
+}
