@@ -22,7 +22,11 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.SplittableRandom;
 import java.util.TreeSet;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
@@ -150,6 +154,49 @@ class CrossStorageTest {
                         () -> m.readRange(name, whole.length - 4, ByteBuffer.allocateDirect(5)));
                 assertTrue(e.getMessage().contains("outside tensor '" + name + "'"), e.getMessage());
             }
+        }
+    }
+
+    /** One open model serves several threads (as one executor's tasks share it), each getting its own bytes. */
+    @Test
+    void concurrentReadsFromOneOpenModelGetTheRightBytes() throws Exception {
+        Map<String, byte[]> expected = new LinkedHashMap<>();
+        try (ModelDirectory local = ModelDirectory.open(tinyModel(Store.LOCAL), confs.get(Store.LOCAL))) {
+            for (String name : local.tensorLocations().keySet()) {
+                expected.put(name, toArray(local.readTensor(name)));
+            }
+        }
+        List<String> names = List.copyOf(expected.keySet());
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            for (Store s : Store.values()) {
+                try (ModelDirectory m = ModelDirectory.open(tinyModel(s), confs.get(s))) {
+                    List<Future<Integer>> done = new ArrayList<>();
+                    for (int thread = 0; thread < 4; thread++) {
+                        long seed = thread;
+                        done.add(pool.submit(() -> {
+                            SplittableRandom r = new SplittableRandom(seed);
+                            for (int i = 0; i < 40; i++) {
+                                String name = names.get(r.nextInt(names.size()));
+                                byte[] want = expected.get(name);
+                                int from = r.nextInt(want.length);
+                                int len = r.nextInt(1, Math.min(want.length - from, 300_000) + 1);
+                                ByteBuffer b = r.nextBoolean() ? ByteBuffer.allocate(len)
+                                        : ByteBuffer.allocateDirect(len);
+                                m.readRange(name, from, b);
+                                assertArrayEquals(java.util.Arrays.copyOfRange(want, from, from + len),
+                                        toArray(b.flip()), s + " " + name + " [" + from + ", +" + len + ")");
+                            }
+                            return 40;
+                        }));
+                    }
+                    for (Future<Integer> f : done) {
+                        assertEquals(40, f.get(60, TimeUnit.SECONDS));
+                    }
+                }
+            }
+        } finally {
+            pool.shutdownNow();
         }
     }
 

@@ -16,10 +16,9 @@ import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.apache.hadoop.conf.Configuration;
-import org.exl2spark.testing.SharedData;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -30,13 +29,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class MalformedFilesTest {
     private static final Configuration CONF = new Configuration();
-    private static java.nio.file.Path dir;
+    /** Under java.io.tmpdir, which the build points at tests/target/tmp; removed afterwards. */
+    @TempDir
+    static java.nio.file.Path dir;
     private static int counter;
-
-    @BeforeAll
-    static void scratch() throws IOException {
-        dir = SharedData.scratch("malformed");
-    }
 
     // ---- single files ------------------------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.exl2spark.testing.HadoopFiles;
-import org.exl2spark.testing.SharedData;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** planShards, and the writer's file layout and failure handling on the local file system. */
 class SafetensorsWriterTest {
@@ -29,9 +29,9 @@ class SafetensorsWriterTest {
     private Path dir;
 
     @BeforeEach
-    void scratch() throws IOException {
+    void scratch(@TempDir java.nio.file.Path tmp) throws IOException {
         fs = FileSystem.getLocal(CONF);
-        dir = new Path(SharedData.scratch("writer").toUri());
+        dir = new Path(tmp.toUri());
     }
 
     private static TensorSpec u8(String name, long bytes) {
