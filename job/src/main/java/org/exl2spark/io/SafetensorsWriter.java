@@ -24,8 +24,8 @@ import org.apache.hadoop.fs.Path;
 
 /**
  * Writes safetensors files and sharded models. Tensors are declared up front (so each header can be written first)
- * and their bytes are streamed from a {@link TensorData} callback, so no shard is ever held in memory. Every file is
- * written under a temporary name and renamed once complete; the index is written last.
+ * and their bytes are streamed from a {@link TensorData} callback, so no shard is ever held in memory. Every file
+ * appears only once complete (temporary name then rename, or on S3 a whole upload); the index is written last.
  */
 public final class SafetensorsWriter {
     private static final ObjectMapper JSON = new ObjectMapper();
