@@ -1,20 +1,25 @@
 package org.exl2spark.io;
 
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.Closeable;
+import java.io.EOFException;
 import java.io.FileNotFoundException;
 import java.io.IOException;
-import java.io.InputStream;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Options.OpenFileOptions;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.util.functional.FutureIO;
 import org.exl2spark.model.ModelArchitecture;
 
 /**
@@ -29,17 +34,20 @@ public final class ModelDirectory implements Closeable {
     /** Index files over this size are refused before they are read. */
     static final long MAX_SMALL_FILE = 64L << 20;
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private final Path dir;
     private final FileSystem fs;
+    private final Map<String, FileStatus> files;
     private final Map<String, SafetensorsFile> shards;
     private final Map<String, SafetensorsFile> byTensor;
 
-    private ModelDirectory(Path dir, FileSystem fs, Map<String, SafetensorsFile> shards,
+    private ModelDirectory(Path dir, FileSystem fs, Map<String, FileStatus> files, Map<String, SafetensorsFile> shards,
             Map<String, SafetensorsFile> byTensor) {
         this.dir = dir;
         this.fs = fs;
+        this.files = files;
         this.shards = shards;
         this.byTensor = byTensor;
     }
@@ -48,25 +56,24 @@ public final class ModelDirectory implements Closeable {
         return open(Storage.path(location), conf);
     }
 
+    /**
+     * Lists the directory once and opens every shard from that listing, so on an object store opening costs one
+     * LIST, one GET for the index and about one GET per shard, however many tensors there are.
+     */
     public static ModelDirectory open(Path dir, Configuration conf) throws IOException {
         FileSystem fs = Storage.fileSystem(dir, conf);
-        if (!fs.exists(dir)) {
-            throw new ModelFormatException(dir + ": model directory not found");
-        }
-        if (!fs.getFileStatus(dir).isDirectory()) {
-            throw new ModelFormatException(dir + ": not a directory");
-        }
-        Path index = new Path(dir, INDEX);
+        Map<String, FileStatus> files = list(fs, dir);
+        FileStatus index = files.get(INDEX);
         List<String> shardNames = new ArrayList<>();
         Map<String, String> weightMap = null;
-        if (fs.exists(index)) {
+        if (index != null) {
             weightMap = readWeightMap(fs, index);
             for (String shard : weightMap.values()) {
                 if (!shardNames.contains(shard)) {
                     shardNames.add(shard);
                 }
             }
-        } else if (fs.exists(new Path(dir, SINGLE))) {
+        } else if (files.containsKey(SINGLE)) {
             shardNames.add(SINGLE);
         } else {
             throw new ModelFormatException(dir + ": neither " + INDEX + " nor " + SINGLE + " found");
@@ -75,17 +82,18 @@ public final class ModelDirectory implements Closeable {
         Map<String, SafetensorsFile> byTensor = new LinkedHashMap<>();
         try {
             for (String name : shardNames) {
-                Path p = new Path(dir, name);
-                if (!fs.exists(p)) {
-                    throw new ModelFormatException(index + ": shard '" + name + "' named in the index does not exist");
+                FileStatus status = files.get(name);
+                if (status == null || !status.isFile()) {
+                    throw new ModelFormatException(index.getPath() + ": shard '" + name
+                            + "' named in the index does not exist in " + dir);
                 }
-                SafetensorsFile f = SafetensorsFile.open(p, conf);
+                SafetensorsFile f = SafetensorsFile.open(fs, status);
                 shards.put(name, f);
                 for (String t : f.tensors().keySet()) {
                     SafetensorsFile prev = byTensor.putIfAbsent(t, f);
                     if (prev != null) {
-                        throw new ModelFormatException(dir + ": tensor '" + t + "' appears in both " + prev.path().getName()
-                                + " and " + f.path().getName());
+                        throw new ModelFormatException(dir + ": tensor '" + t + "' appears in both "
+                                + prev.path().getName() + " and " + f.path().getName());
                     }
                 }
             }
@@ -93,8 +101,9 @@ public final class ModelDirectory implements Closeable {
                 for (Map.Entry<String, String> e : weightMap.entrySet()) {
                     SafetensorsFile f = byTensor.get(e.getKey());
                     if (f == null || !f.path().getName().equals(e.getValue())) {
-                        throw new ModelFormatException(index + ": tensor '" + e.getKey() + "' is indexed in '"
-                                + e.getValue() + "' but that shard does not hold it");
+                        throw new ModelFormatException(index.getPath() + ": tensor '" + e.getKey() + "' is indexed in '"
+                                + e.getValue() + "' but that shard does not hold it"
+                                + (f == null ? "" : " (" + f.path().getName() + " does)"));
                     }
                 }
             }
@@ -104,22 +113,44 @@ public final class ModelDirectory implements Closeable {
             }
             throw e;
         }
-        return new ModelDirectory(dir, fs, Collections.unmodifiableMap(shards), Collections.unmodifiableMap(byTensor));
+        return new ModelDirectory(dir, fs, files, Collections.unmodifiableMap(shards),
+                Collections.unmodifiableMap(byTensor));
     }
 
-    private static Map<String, String> readWeightMap(FileSystem fs, Path index) throws IOException {
-        JsonNode root = readJson(fs, index);
-        JsonNode map = root.get("weight_map");
+    /** The directory's entries by name, from one listing (a listing of a file is that file alone). */
+    private static Map<String, FileStatus> list(FileSystem fs, Path dir) throws IOException {
+        FileStatus[] entries;
+        try {
+            entries = fs.listStatus(dir);
+        } catch (FileNotFoundException e) {
+            throw new ModelFormatException(dir + ": model directory not found", e);
+        }
+        Path self = fs.makeQualified(dir);
+        Map<String, FileStatus> files = new LinkedHashMap<>();
+        for (FileStatus s : entries) {
+            if (s.isFile() && s.getPath().equals(self)) {
+                throw new ModelFormatException(dir + ": not a directory");
+            }
+            files.put(s.getPath().getName(), s);
+        }
+        return Collections.unmodifiableMap(files);
+    }
+
+    private static Map<String, String> readWeightMap(FileSystem fs, FileStatus index) throws IOException {
+        Path path = index.getPath();
+        JsonNode map = readJson(fs, index).get("weight_map");
         if (map == null || !map.isObject()) {
-            throw new ModelFormatException(index + ": no 'weight_map' object");
+            throw new ModelFormatException(path + ": no 'weight_map' object");
+        }
+        if (map.isEmpty()) {
+            throw new ModelFormatException(path + ": 'weight_map' lists no tensors");
         }
         Map<String, String> out = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : map.properties()) {
             if (!e.getValue().isTextual()) {
-                throw new ModelFormatException(index + ": shard of tensor '" + e.getKey() + "' is not a string");
+                throw new ModelFormatException(path + ": shard of tensor '" + e.getKey() + "' is not a string");
             }
-            out.put(e.getKey(), checkShardName(index, e.getValue().textValue()));
+            out.put(e.getKey(), checkShardName(path, e.getValue().textValue()));
         }
         return out;
     }
@@ -136,22 +167,50 @@ public final class ModelDirectory implements Closeable {
 
     /** Reads a small JSON file (config, index), refusing oversized ones before reading them. */
     public static JsonNode readJson(FileSystem fs, Path file) throws IOException {
-        return JSON.readTree(readSmallFile(fs, file));
+        return parseJson(file, readSmallFile(fs, file));
+    }
+
+    static JsonNode readJson(FileSystem fs, FileStatus file) throws IOException {
+        return parseJson(file.getPath(), readSmallFile(fs, file));
+    }
+
+    private static JsonNode parseJson(Path file, byte[] content) throws ModelFormatException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(content);
+        } catch (IOException e) {
+            throw new ModelFormatException(file + ": not valid JSON: " + e.getMessage(), e);
+        }
+        if (root == null || !root.isObject()) {
+            throw new ModelFormatException(file + ": not a JSON object");
+        }
+        return root;
     }
 
     public static byte[] readSmallFile(FileSystem fs, Path file) throws IOException {
-        long len;
         try {
-            len = fs.getFileStatus(file).getLen();
+            return readSmallFile(fs, fs.getFileStatus(file));
         } catch (FileNotFoundException e) {
             throw new ModelFormatException(file + ": file not found", e);
         }
-        if (len > MAX_SMALL_FILE) {
-            throw new ModelFormatException(file + ": " + len + " bytes, too large for a JSON metadata file");
+    }
+
+    static byte[] readSmallFile(FileSystem fs, FileStatus file) throws IOException {
+        if (file.getLen() > MAX_SMALL_FILE) {
+            throw new ModelFormatException(file.getPath() + ": " + file.getLen()
+                    + " bytes, too large for a JSON metadata file");
         }
-        try (InputStream in = fs.open(file)) {
-            return in.readAllBytes();
+        byte[] content = new byte[(int) file.getLen()];
+        try (FSDataInputStream in = FutureIO.awaitFuture(fs.openFile(file.getPath()).withFileStatus(file)
+                .opt(OpenFileOptions.FS_OPTION_OPENFILE_READ_POLICY,
+                        OpenFileOptions.FS_OPTION_OPENFILE_READ_POLICY_WHOLE_FILE)
+                .build())) {
+            in.readFully(0, content);
+        } catch (EOFException e) {
+            throw new ModelFormatException(file.getPath() + ": shorter than its listed " + file.getLen()
+                    + " bytes (changed while being read?)", e);
         }
+        return content;
     }
 
     public Path path() {
@@ -162,15 +221,18 @@ public final class ModelDirectory implements Closeable {
         return fs;
     }
 
+    /** config.json, as listed when the directory was opened. */
     public JsonNode config() throws IOException {
-        Path p = new Path(dir, CONFIG);
-        try {
-            return readJson(fs, p);
-        } catch (ModelFormatException e) {
-            throw e;
-        } catch (IOException e) {
-            throw new ModelFormatException(p + ": not valid JSON: " + e.getMessage(), e);
+        FileStatus status = files.get(CONFIG);
+        if (status == null) {
+            throw new ModelFormatException(new Path(dir, CONFIG) + ": file not found");
         }
+        return readJson(fs, status);
+    }
+
+    /** The directory's files (and subdirectories) by name, as listed when it was opened. */
+    public Map<String, FileStatus> files() {
+        return files;
     }
 
     public ModelArchitecture architecture() throws IOException {
@@ -206,8 +268,14 @@ public final class ModelDirectory implements Closeable {
         return shardOf(name).readFloats(name);
     }
 
-    public java.nio.ByteBuffer readTensor(String name) throws IOException {
+    public ByteBuffer readTensor(String name) throws IOException {
         return shardOf(name).readTensor(name);
+    }
+
+    /** Fills {@code dst} with the named tensor's bytes from {@code offsetInTensor} on (any size, heap or direct). */
+    public void readRange(String name, long offsetInTensor, ByteBuffer dst) throws IOException {
+        SafetensorsFile f = shardOf(name);
+        f.readRange(f.tensor(name), offsetInTensor, dst);
     }
 
     @Override

@@ -13,17 +13,19 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
+import org.apache.hadoop.fs.CommonPathCapabilities;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
 /**
  * Writes safetensors files and sharded models. Tensors are declared up front (so each header can be written first)
- * and their bytes are streamed from a {@link TensorData} callback, so no shard is ever held in memory. Every file is
- * written under a temporary name and renamed once complete; the index is written last.
+ * and their bytes are streamed from a {@link TensorData} callback, so no shard is ever held in memory. Every file
+ * appears only once complete (temporary name then rename, or on S3 a whole upload); the index is written last.
  */
 public final class SafetensorsWriter {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -97,31 +99,26 @@ public final class SafetensorsWriter {
         return out;
     }
 
-    /** Writes one safetensors file at {@code target}, visible only once complete. Returns the bytes written. */
+    /**
+     * Writes one safetensors file at {@code target}, visible only once complete: under a temporary name renamed into
+     * place, or, on an object store whose uploads appear only on close (S3A), straight to the target with the upload
+     * aborted on failure, since a rename there is a full copy. Returns the bytes written.
+     */
     public static long writeFile(FileSystem fs, Path target, List<TensorSpec> tensors, Map<String, String> metadata,
             TensorData data) throws IOException {
         byte[] header = header(tensors, metadata);
-        Path tmp = temporaryFor(target);
-        long total;
-        try (FSDataOutputStream raw = fs.create(tmp, false)) {
-            byte[] len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).array();
-            raw.write(len);
-            raw.write(header);
+        return publish(fs, target, out -> {
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).array());
+            out.write(header);
             for (TensorSpec t : tensors) {
-                CountingStream counted = new CountingStream(raw);
+                CountingStream counted = new CountingStream(out);
                 data.writeTo(t, counted);
                 if (counted.count != t.byteSize()) {
                     throw new IOException(target + ": tensor '" + t.name() + "' supplied " + counted.count
                             + " bytes, expected " + t.byteSize());
                 }
             }
-            total = raw.getPos();
-        } catch (IOException | RuntimeException e) {
-            fs.delete(tmp, false);
-            throw e;
-        }
-        commit(fs, tmp, target);
-        return total;
+        });
     }
 
     /**
@@ -131,43 +128,101 @@ public final class SafetensorsWriter {
      */
     public static Map<String, String> writeSharded(FileSystem fs, Path dir, String base, List<TensorSpec> tensors,
             long maxShardBytes, Map<String, String> metadata, TensorData data) throws IOException {
+        Set<String> names = new HashSet<>();
+        for (TensorSpec t : tensors) {
+            // checked up front: a name repeated in two shards would otherwise be caught only after shards were written
+            if (!names.add(t.name())) {
+                throw new IllegalArgumentException("duplicate tensor name '" + t.name() + "'");
+            }
+        }
         List<List<TensorSpec>> shards = planShards(tensors, maxShardBytes);
         Map<String, String> weightMap = new LinkedHashMap<>();
         long totalSize = 0;
         for (int i = 0; i < shards.size(); i++) {
             String name = shards.size() == 1 ? base + ".safetensors"
-                    : String.format("%s-%05d-of-%05d.safetensors", base, i + 1, shards.size());
+                    : String.format(Locale.ROOT, "%s-%05d-of-%05d.safetensors", base, i + 1, shards.size());
             writeFile(fs, new Path(dir, name), shards.get(i), metadata, data);
             for (TensorSpec t : shards.get(i)) {
                 weightMap.put(t.name(), name);
                 totalSize += t.byteSize();
             }
         }
-        if (shards.size() > 1) {
+        Path indexPath = new Path(dir, base + ".safetensors.index.json");
+        if (shards.size() == 1) {
+            // a stale index from an earlier sharded write would make readers ignore the single file
+            fs.delete(indexPath, false);
+        } else {
             ObjectNode index = JSON.createObjectNode();
             index.putObject("metadata").put("total_size", totalSize);
             ObjectNode map = index.putObject("weight_map");
             weightMap.forEach(map::put);
-            writeSmallFile(fs, new Path(dir, base + ".safetensors.index.json"),
-                    JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(index));
+            writeSmallFile(fs, indexPath, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(index));
         }
         return weightMap;
     }
 
-    /** Writes a small file (JSON, tokenizer) under a temporary name and renames it into place. */
+    /** Writes a small file (JSON, tokenizer) so that it appears whole or not at all, as {@link #writeFile} does. */
     public static void writeSmallFile(FileSystem fs, Path target, byte[] content) throws IOException {
-        Path tmp = temporaryFor(target);
-        try (FSDataOutputStream out = fs.create(tmp, false)) {
-            out.write(content);
+        publish(fs, target, out -> out.write(content));
+    }
+
+    private interface Content {
+        void writeTo(FSDataOutputStream out) throws IOException;
+    }
+
+    /** Writes {@code content} so that {@code target} holds all of it or is left as it was; returns the bytes written. */
+    private static long publish(FileSystem fs, Path target, Content content) throws IOException {
+        boolean direct = fs.hasPathCapability(target, CommonPathCapabilities.ABORTABLE_STREAM);
+        Path written = direct ? target : temporaryFor(target);
+        FSDataOutputStream out = fs.create(written, direct);
+        long length;
+        try {
+            content.writeTo(out);
+            length = out.getPos();
         } catch (IOException | RuntimeException e) {
-            fs.delete(tmp, false);
+            discard(fs, out, direct ? null : written, e);
             throw e;
         }
-        commit(fs, tmp, target);
+        if (direct) {
+            out.close(); // completes the upload: the object appears now, whole
+            return length;
+        }
+        try {
+            out.close();
+        } catch (IOException | RuntimeException e) {
+            fs.delete(written, false);
+            throw e;
+        }
+        commit(fs, written, target);
+        return length;
+    }
+
+    /** Drops a failed write: the upload is aborted (nothing appears) or the temporary file deleted. */
+    private static void discard(FileSystem fs, FSDataOutputStream out, Path temporary, Exception failure) {
+        try {
+            if (temporary == null) {
+                out.abort();
+            }
+            out.close();
+        } catch (IOException | RuntimeException e) {
+            failure.addSuppressed(e);
+        }
+        if (temporary != null) {
+            try {
+                fs.delete(temporary, false);
+            } catch (IOException | RuntimeException e) {
+                failure.addSuppressed(e);
+            }
+        }
     }
 
     static Path temporaryFor(Path target) {
         return new Path(target.getParent(), "." + target.getName() + ".tmp-" + UUID.randomUUID());
+    }
+
+    /** Whether a name is one of this writer's temporary files (left behind only if the process dies mid-write). */
+    public static boolean isTemporary(String fileName) {
+        return fileName.startsWith(".") && fileName.contains(".tmp-");
     }
 
     private static void commit(FileSystem fs, Path tmp, Path target) throws IOException {

@@ -33,9 +33,14 @@ public final class SharedData {
         return root().resolve("eval/heldout.txt");
     }
 
+    /** The test module's build folder (tests/target), where all test files go. */
+    public static Path targetDir() {
+        return Paths.get(System.getProperty("exl2.target.dir", "target")).toAbsolutePath().normalize();
+    }
+
     /** A fresh folder under the test build directory. */
     public static Path scratch(String name) throws java.io.IOException {
-        Path base = Paths.get(System.getProperty("exl2.target.dir", "target")).resolve("scratch");
+        Path base = targetDir().resolve("scratch");
         Files.createDirectories(base);
         return Files.createTempDirectory(base, name + "-");
     }
