@@ -8,7 +8,7 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import org.exl2spark.io.AtomicOutput;
+import org.exl2spark.io.SafetensorsWriter;
 import org.exl2spark.io.ModelDirectory;
 import org.exl2spark.io.Storage;
 import org.exl2spark.model.BlockSpec;
@@ -139,7 +139,7 @@ public final class JobDirectory {
     }
 
     public void write(Path p, byte[] content) throws IOException {
-        AtomicOutput.write(fs, p, content);
+        SafetensorsWriter.writeSmallFile(fs, p, content);
     }
 
     /** Files (not folders) directly under {@code dir} whose names start with {@code prefix}; empty if none. */
