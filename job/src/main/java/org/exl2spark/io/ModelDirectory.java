@@ -66,7 +66,20 @@ public final class ModelDirectory implements Closeable {
         FileStatus index = files.get(INDEX);
         List<String> shardNames = new ArrayList<>();
         Map<String, String> weightMap = null;
-        if (index != null) {
+        if (declaresExl2(fs, files.get(CONFIG))) {
+            // ExLlamaV2 loads every *.safetensors of an EXL2 directory and ignores any index (its converter even
+            // copies the source model's stale one), so read it the same way
+            index = null;
+            for (FileStatus s : files.values()) {
+                if (s.isFile() && s.getPath().getName().endsWith(".safetensors")) {
+                    shardNames.add(s.getPath().getName());
+                }
+            }
+            if (shardNames.isEmpty()) {
+                throw new ModelFormatException(dir + ": EXL2 model directory holds no .safetensors file");
+            }
+            shardNames.sort(null);
+        } else if (index != null) {
             weightMap = readWeightMap(fs, index);
             for (String shard : weightMap.values()) {
                 if (!shardNames.contains(shard)) {
@@ -115,6 +128,14 @@ public final class ModelDirectory implements Closeable {
         }
         return new ModelDirectory(dir, fs, files, Collections.unmodifiableMap(shards),
                 Collections.unmodifiableMap(byTensor));
+    }
+
+    /** Whether config.json's quantization_config names the EXL2 method. */
+    private static boolean declaresExl2(FileSystem fs, FileStatus config) throws IOException {
+        if (config == null) {
+            return false;
+        }
+        return "exl2".equals(readJson(fs, config).path("quantization_config").path("quant_method").asText(null));
     }
 
     /** The directory's entries by name, from one listing (a listing of a file is that file alone). */
