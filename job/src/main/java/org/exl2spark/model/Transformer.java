@@ -242,6 +242,29 @@ public final class Transformer {
         }
     }
 
+    /**
+     * Floating-point operations (a multiply-add counts 2) of {@link #forward} on one sequence of {@code seqLen}
+     * tokens: every linear including lm_head, and attention's QKᵀ and PV over the key positions each query can see
+     * (causal, within the sliding window). Norms, RoPE, softmax and activations are not counted.
+     */
+    public long forwardFlops(int seqLen) {
+        long linear = 0;
+        for (LayerSpec layer : arch.layers()) {
+            for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+                for (LinearSpec l : block.linears()) {
+                    linear += l.inFeatures() * l.outFeatures();
+                }
+            }
+        }
+        linear += arch.lmHead().inFeatures() * arch.lmHead().outFeatures();
+        long visiblePairs = 0;
+        for (long i = 0; i < seqLen; i++) {
+            visiblePairs += arch.slidingWindow() > 0 ? Math.min(i + 1, arch.slidingWindow()) : i + 1;
+        }
+        long attention = 2L * 2 * arch.headDim() * arch.numHeads() * visiblePairs * arch.numLayers();
+        return 2 * linear * seqLen + attention;
+    }
+
     private Tensor normed(Tensor hidden, Tensor norm) {
         Tensor x = backend.zeros(hidden.shape());
         backend.rmsNorm(hidden, norm, (float) arch.rmsNormEps(), x);
