@@ -1,0 +1,87 @@
+package org.exl2spark.backend;
+
+/**
+ * The tensor operations the forward pass, the evaluation and GPTQ need, on fp32 row-major {@link Tensor}s that
+ * this backend allocated. Every operation works on whole tensors and names its layout, so a device backend can run
+ * each one as a kernel with no host round trip; {@link CpuBackend} is the plain Java (plus BLAS) twin of each.
+ *
+ * <p>Conventions: a tensor "seen as a matrix" is [rows, cols] with cols = its last dim and rows = the product of the
+ * others. Sequence tensors are [batch, seqLen, features]; a token's position is its index in its sequence (every
+ * sequence starts at position 0). Outputs must be allocated by the caller with the documented shape; an output may
+ * be the same tensor as an input only where the method says so.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** What runs the math, for logs and reports (device, threads, BLAS library). */
+    String describe();
+
+    /** A zero-filled tensor. */
+    Tensor zeros(long... shape);
+
+    /**
+     * A tensor holding {@code data} (row-major, exactly the shape's element count). The backend may keep using the
+     * array instead of copying it, so the caller must not modify it afterwards.
+     */
+    Tensor upload(float[] data, long... shape);
+
+    /** A copy of the tensor's elements on the host (at most 2^31-9 of them). */
+    float[] download(Tensor t);
+
+    /**
+     * GEMM on matrices: {@code c = alpha·op(a)·op(b) + beta·c}, op = transpose when the flag is set. With
+     * {@code beta = 0} the old contents of {@code c} are ignored (NaN included).
+     */
+    void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor c, float alpha, float beta);
+
+    /**
+     * A linear layer as stored by Hugging Face: {@code out[rows, outF] = x[rows, inF]·weightᵀ + bias}, weight
+     * [outF, inF], bias [outF] or null.
+     */
+    void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
+
+    /** {@code gram += xᵀ·x} for x [rows, n] and gram [n, n] (the GPTQ Hessian accumulation); gram stays symmetric. */
+    void accumulateGram(Tensor x, Tensor gram);
+
+    /** {@code out[r, :] = table[ids[r], :]}; out [ids.length, hidden] (any leading dims with that row count). */
+    void embed(int[] ids, Tensor table, Tensor out);
+
+    /** RMSNorm per row: {@code out = x / sqrt(mean(x²) + eps) · weight}; out may be x. */
+    void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out);
+
+    /**
+     * Rotary embedding in place, Hugging Face's rotate_half convention: within each head the dims i and i + headDim/2
+     * form a pair rotated by the angle of frequency i. x is [batch, seqLen, heads·headDim]; cos and sin are
+     * [≥ seqLen, headDim/2], row p holding the values for position p.
+     */
+    void rope(Tensor x, int heads, int headDim, Tensor cos, Tensor sin);
+
+    /**
+     * Causal scaled-dot-product attention with grouped KV heads: query head h reads KV head
+     * {@code h / (heads / kvHeads)}. q and out are [batch, seqLen, heads·headDim]; k and v are
+     * [batch, seqLen, kvHeads·headDim]. Position i sees positions j ≤ i, and with {@code slidingWindow > 0} only
+     * j > i − slidingWindow (the window counts the token itself). Scores are scaled by 1/sqrt(headDim).
+     */
+    void attention(Tensor q, Tensor k, Tensor v, Tensor out, int heads, int kvHeads, int headDim, int slidingWindow);
+
+    /** SwiGLU: {@code out = silu(gate) · up} elementwise, silu(x) = x / (1 + e^-x); out may be gate or up. */
+    void swiGlu(Tensor gate, Tensor up, Tensor out);
+
+    /** Elementwise {@code out = a + b}; out may be a or b. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** Softmax of each row; out may be x. */
+    void softmax(Tensor x, Tensor out);
+
+    /** Log-softmax of each row; out may be x. */
+    void logSoftmax(Tensor x, Tensor out);
+
+    /**
+     * Per row, the Kullback–Leibler divergence KL(P‖Q) = Σ p·(log p − log q) of two rows of log-probabilities
+     * (P = {@code referenceLogProbs}); out has one element per row.
+     */
+    void klDivergence(Tensor referenceLogProbs, Tensor logProbs, Tensor out);
+
+    /** Releases the backend's threads and device state; its tensors must not be used afterwards. */
+    @Override
+    void close();
+}

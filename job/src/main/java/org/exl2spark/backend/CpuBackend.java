@@ -1,0 +1,530 @@
+package org.exl2spark.backend;
+
+import dev.ludovic.netlib.blas.BLAS;
+import dev.ludovic.netlib.blas.NativeBLAS;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.RecursiveAction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The backend on the host: fp32 {@link HostTensor}s, dense products through netlib BLAS (OpenBLAS when
+ * {@code libblas.so.3} is installed), all of it on one fork-join pool of {@code threads} workers. Parallelism is
+ * coarse and owned here: a product is split into row blocks, attention into (sequence, head, query tile) tasks, each
+ * task calling a single-threaded BLAS ({@link BlasLibrary}), so no two thread pools fight over the cores.
+ */
+public final class CpuBackend implements Backend {
+    /** Query rows per attention tile: small enough to skip most of the masked upper triangle, big enough for BLAS. */
+    static final int ATTENTION_TILE = 256;
+    /** Multiply-adds below which a product is not worth splitting. */
+    private static final long GEMM_GRAIN = 1L << 22;
+    /** Columns per block of the Gram matrix computed as one task. */
+    private static final int GRAM_BLOCK = 128;
+    /** Elements below which an elementwise operation is not worth splitting. */
+    private static final long ELEMENT_GRAIN = 1 << 15;
+
+    private final int threads;
+    private final ForkJoinPool pool;
+    /** Per-worker scratch for attention scores, grown on demand. */
+    private final ThreadLocal<float[]> scoreScratch = ThreadLocal.withInitial(() -> new float[0]);
+
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        this.threads = threads;
+        this.pool = new ForkJoinPool(threads);
+    }
+
+    /** The BLAS implementation netlib picked: JNIBLAS (native) or one of its pure-Java fallbacks. */
+    public static String blasName() {
+        return BlasLibrary.LIB.getClass().getName();
+    }
+
+    public static boolean nativeBlas() {
+        return BlasLibrary.NATIVE;
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public String describe() {
+        return "cpu (" + threads + " threads, BLAS " + BlasLibrary.describe() + ")";
+    }
+
+    @Override
+    public HostTensor zeros(long... shape) {
+        return HostTensor.zeros(shape);
+    }
+
+    @Override
+    public HostTensor upload(float[] data, long... shape) {
+        return new HostTensor(data, shape);
+    }
+
+    @Override
+    public float[] download(Tensor t) {
+        return host(t, "tensor").data().clone();
+    }
+
+    @Override
+    public void close() {
+        pool.shutdown();
+    }
+
+    // ---- dense products -------------------------------------------------------------------------------------
+
+    @Override
+    public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor c, float alpha, float beta) {
+        HostTensor ha = host(a, "a");
+        HostTensor hb = host(b, "b");
+        HostTensor hc = host(c, "c");
+        long m = transposeA ? a.cols() : a.rows();
+        long k = transposeA ? a.rows() : a.cols();
+        long kb = transposeB ? b.cols() : b.rows();
+        long n = transposeB ? b.rows() : b.cols();
+        if (k != kb || c.rows() != m || c.cols() != n) {
+            throw new IllegalArgumentException("matmul: op(a) is [" + m + ", " + k + "], op(b) is [" + kb + ", " + n
+                    + "], c is [" + c.rows() + ", " + c.cols() + "]");
+        }
+        parallelGemm(transposeA, transposeB, (int) m, (int) n, (int) k, alpha, ha.data(), (int) a.cols(), hb.data(),
+                (int) b.cols(), beta, hc.data(), (int) n);
+    }
+
+    /**
+     * Row-major GEMM through column-major BLAS: row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
+     * row-major matrix read column-major is its transpose, so the operands swap places and keep their flags. Leading
+     * dimensions and offsets let A, B and C be strided sub-matrices (one attention head inside [T, heads·headDim]).
+     * Runs on the calling thread.
+     */
+    private static void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int offA,
+            int lda, float[] b, int offB, int ldb, float beta, float[] c, int offC, int ldc) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        BlasLibrary.LIB.sgemm(transB ? "T" : "N", transA ? "T" : "N", n, m, k, alpha, b, offB, ldb, a, offA, lda, beta,
+                c, offC, ldc);
+    }
+
+    /** {@link #gemm} split into blocks of C's rows over the pool (rows of A, or columns of A when transposed). */
+    private void parallelGemm(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int lda,
+            float[] b, int ldb, float beta, float[] c, int ldc) {
+        long rowGrain = Math.max(1, GEMM_GRAIN / Math.max(1L, (long) n * k));
+        parallelFor(m, rowGrain, (r0, r1) -> {
+            long offA = transA ? r0 : r0 * lda;
+            gemm(transA, transB, (int) (r1 - r0), n, k, alpha, a, Math.toIntExact(offA), lda, b, 0, ldb, beta, c,
+                    Math.toIntExact(r0 * ldc), ldc);
+        });
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        HostTensor hx = host(x, "x");
+        HostTensor hw = host(weight, "weight");
+        HostTensor ho = host(out, "out");
+        long in = weight.cols();
+        long outF = weight.rows();
+        if (weight.rank() != 2 || x.cols() != in || out.cols() != outF || out.rows() != x.rows()) {
+            throw new IllegalArgumentException("linear: x " + x.shapeString() + ", weight " + weight.shapeString()
+                    + ", out " + out.shapeString() + " (need x [rows, in], weight [out, in], out [rows, out])");
+        }
+        float beta = 0f;
+        if (bias != null) {
+            float[] hbias = host(bias, "bias").data();
+            if (bias.size() != outF) {
+                throw new IllegalArgumentException("linear: bias " + bias.shapeString() + " for " + outF + " outputs");
+            }
+            float[] o = ho.data();
+            parallelFor(out.rows(), 1, (r0, r1) -> {
+                for (long r = r0; r < r1; r++) {
+                    System.arraycopy(hbias, 0, o, ho.rowOffset(r), (int) outF);
+                }
+            });
+            beta = 1f;
+        }
+        parallelGemm(false, true, (int) x.rows(), (int) outF, (int) in, 1f, hx.data(), (int) in, hw.data(), (int) in,
+                beta, ho.data(), (int) outF);
+    }
+
+    @Override
+    public void accumulateGram(Tensor x, Tensor gram) {
+        HostTensor hx = host(x, "x");
+        HostTensor hg = host(gram, "gram");
+        long n = x.cols();
+        if (gram.rows() != n || gram.cols() != n) {
+            throw new IllegalArgumentException("accumulateGram: x " + x.shapeString() + " needs gram [" + n + ", " + n
+                    + "], got " + gram.shapeString());
+        }
+        int ni = (int) n;
+        int rows = (int) x.rows();
+        float[] xs = hx.data();
+        float[] g = hg.data();
+        // blocks of the lower triangle in parallel, G[I,J] += X[:,I]ᵀ·X[:,J] reading X's columns in place (lda = n),
+        // each then mirrored into the upper triangle
+        int blocks = (ni + GRAM_BLOCK - 1) / GRAM_BLOCK;
+        int[] blockRow = new int[blocks * (blocks + 1) / 2];
+        int[] blockCol = new int[blockRow.length];
+        for (int bi = 0, p = 0; bi < blocks; bi++) {
+            for (int bj = 0; bj <= bi; bj++, p++) {
+                blockRow[p] = bi;
+                blockCol[p] = bj;
+            }
+        }
+        parallelFor(blockRow.length, 1, (p0, p1) -> {
+            for (int p = (int) p0; p < p1; p++) {
+                int bi = blockRow[p];
+                int bj = blockCol[p];
+                int i0 = bi * GRAM_BLOCK;
+                int j0 = bj * GRAM_BLOCK;
+                int ni0 = Math.min(GRAM_BLOCK, ni - i0);
+                int nj0 = Math.min(GRAM_BLOCK, ni - j0);
+                int offG = Math.toIntExact((long) i0 * n + j0);
+                // sgemm even on diagonal blocks: netlib's ssyrk bounds check rejects sub-matrix views of X and G
+                gemm(true, false, ni0, nj0, rows, 1f, xs, i0, ni, xs, j0, ni, 1f, g, offG, ni);
+                mirrorBlock(g, n, i0, j0, ni0, nj0);
+            }
+        });
+    }
+
+    /** Copies block [i0, i0+rows) × [j0, j0+cols) of the lower triangle of a symmetric [n, n] matrix to the upper. */
+    private static void mirrorBlock(float[] g, long n, int i0, int j0, int rows, int cols) {
+        for (int r = 0; r < rows; r++) {
+            int src = Math.toIntExact((i0 + r) * n + j0);
+            int end = i0 == j0 ? r : cols;
+            for (int c = 0; c < end; c++) {
+                g[Math.toIntExact((j0 + c) * n + i0 + r)] = g[src + c];
+            }
+        }
+    }
+
+    // ---- row-wise operations --------------------------------------------------------------------------------
+
+    @Override
+    public void embed(int[] ids, Tensor table, Tensor out) {
+        float[] t = host(table, "table").data();
+        HostTensor ho = host(out, "out");
+        long vocab = table.rows();
+        int hidden = (int) table.cols();
+        if (out.rows() != ids.length || out.cols() != hidden) {
+            throw new IllegalArgumentException("embed: " + ids.length + " ids into " + out.shapeString()
+                    + " from table " + table.shapeString());
+        }
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) {
+                throw new IllegalArgumentException("embed: token id " + ids[i] + " at position " + i
+                        + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        parallelFor(ids.length, 1, (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                System.arraycopy(t, Math.toIntExact((long) ids[(int) r] * hidden), ho.data(), ho.rowOffset(r), hidden);
+            }
+        });
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
+        float[] xs = host(x, "x").data();
+        float[] w = host(weight, "weight").data();
+        HostTensor ho = host(out, "out");
+        sameShape("rmsNorm", x, out);
+        int cols = (int) x.cols();
+        if (weight.size() != cols) {
+            throw new IllegalArgumentException("rmsNorm: weight " + weight.shapeString() + " for rows of " + cols);
+        }
+        float[] o = ho.data();
+        parallelFor(x.rows(), 1, (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                int base = ho.rowOffset(r);
+                double sumSquares = 0;
+                for (int i = 0; i < cols; i++) {
+                    float v = xs[base + i];
+                    sumSquares += v * v;
+                }
+                float inv = (float) (1.0 / Math.sqrt(sumSquares / cols + eps));
+                for (int i = 0; i < cols; i++) {
+                    o[base + i] = xs[base + i] * inv * w[i];
+                }
+            }
+        });
+    }
+
+    @Override
+    public void rope(Tensor x, int heads, int headDim, Tensor cos, Tensor sin) {
+        HostTensor hx = host(x, "x");
+        float[] c = host(cos, "cos").data();
+        float[] s = host(sin, "sin").data();
+        int half = headDim / 2;
+        if (x.rank() != 3 || x.dim(2) != (long) heads * headDim || headDim % 2 != 0) {
+            throw new IllegalArgumentException("rope: x " + x.shapeString() + " is not [batch, seqLen, " + heads + "·"
+                    + headDim + "] with an even head dim");
+        }
+        long seqLen = x.dim(1);
+        if (cos.cols() != half || sin.cols() != half || cos.rows() < seqLen || sin.rows() < seqLen) {
+            throw new IllegalArgumentException("rope: cos " + cos.shapeString() + " / sin " + sin.shapeString()
+                    + " do not cover " + seqLen + " positions of " + half + " frequencies");
+        }
+        float[] xs = hx.data();
+        parallelFor(x.rows(), 1, (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                int table = Math.toIntExact((r % seqLen) * half);
+                int row = hx.rowOffset(r);
+                for (int h = 0; h < heads; h++) {
+                    int base = row + h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        float x1 = xs[base + i];
+                        float x2 = xs[base + half + i];
+                        float ci = c[table + i];
+                        float si = s[table + i];
+                        xs[base + i] = x1 * ci - x2 * si;
+                        xs[base + half + i] = x2 * ci + x1 * si;
+                    }
+                }
+            }
+        });
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, Tensor out, int heads, int kvHeads, int headDim,
+            int slidingWindow) {
+        float[] qs = host(q, "q").data();
+        float[] ks = host(k, "k").data();
+        float[] vs = host(v, "v").data();
+        float[] os = host(out, "out").data();
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0) {
+            throw new IllegalArgumentException("attention: " + heads + " heads over " + kvHeads + " KV heads");
+        }
+        if (q.rank() != 3 || q.dim(2) != (long) heads * headDim) {
+            throw new IllegalArgumentException("attention: q " + q.shapeString() + " is not [batch, seqLen, " + heads
+                    + "·" + headDim + "]");
+        }
+        long[] kvShape = {q.dim(0), q.dim(1), (long) kvHeads * headDim};
+        if (!java.util.Arrays.equals(k.shape(), kvShape) || !java.util.Arrays.equals(v.shape(), kvShape)) {
+            throw new IllegalArgumentException("attention: k " + k.shapeString() + ", v " + v.shapeString()
+                    + " must be " + java.util.Arrays.toString(kvShape));
+        }
+        sameShape("attention", q, out);
+        int batch = Math.toIntExact(q.dim(0));
+        int seqLen = Math.toIntExact(q.dim(1));
+        int group = heads / kvHeads;
+        int qStride = heads * headDim;
+        int kvStride = kvHeads * headDim;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        int tile = Math.min(ATTENTION_TILE, Math.max(1, seqLen));
+        int tiles = (seqLen + tile - 1) / tile;
+        int maxKeys = slidingWindow > 0 ? Math.min(seqLen, tile + slidingWindow - 1) : seqLen;
+        int scratch = Math.multiplyExact(tile, maxKeys);
+        // one task per (sequence, head, query tile): scores, softmax and the value product stay on one thread
+        parallelFor((long) batch * heads * tiles, 1, (t0, t1) -> {
+            float[] scores = scoreScratch.get();
+            if (scores.length < scratch) {
+                scores = new float[scratch];
+                scoreScratch.set(scores);
+            }
+            for (long t = t0; t < t1; t++) {
+                long b = t / ((long) heads * tiles);
+                int h = (int) (t / tiles % heads);
+                int q0 = (int) (t % tiles) * tile;
+                int q1 = Math.min(seqLen, q0 + tile);
+                int keyLo = slidingWindow > 0 ? Math.max(0, q0 - slidingWindow + 1) : 0;
+                int keys = q1 - keyLo;
+                long seqRow = b * seqLen;
+                int qOff = Math.toIntExact((seqRow + q0) * qStride + (long) h * headDim);
+                int kvOff = Math.toIntExact((seqRow + keyLo) * kvStride + (long) (h / group) * headDim);
+                gemm(false, true, q1 - q0, keys, headDim, scale, qs, qOff, qStride, ks, kvOff, kvStride, 0f, scores, 0,
+                        keys);
+                for (int r = 0; r < q1 - q0; r++) {
+                    int pos = q0 + r;
+                    int lo = slidingWindow > 0 ? Math.max(keyLo, pos - slidingWindow + 1) : keyLo;
+                    maskedSoftmax(scores, r * keys, keys, lo - keyLo, pos + 1 - keyLo);
+                }
+                gemm(false, false, q1 - q0, headDim, keys, 1f, scores, 0, keys, vs, kvOff, kvStride, 0f, os, qOff,
+                        qStride);
+            }
+        });
+    }
+
+    /** Softmax over s[base+lo, base+hi) of a row of n scores; the rest of the row becomes 0. */
+    private static void maskedSoftmax(float[] s, int base, int n, int lo, int hi) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = lo; j < hi; j++) {
+            max = Math.max(max, s[base + j]);
+        }
+        double sum = 0;
+        for (int j = lo; j < hi; j++) {
+            float e = FastExp.exp(s[base + j] - max);
+            s[base + j] = e;
+            sum += e;
+        }
+        float inv = (float) (1.0 / sum);
+        for (int j = lo; j < hi; j++) {
+            s[base + j] *= inv;
+        }
+        java.util.Arrays.fill(s, base, base + lo, 0f);
+        java.util.Arrays.fill(s, base + hi, base + n, 0f);
+    }
+
+    @Override
+    public void swiGlu(Tensor gate, Tensor up, Tensor out) {
+        float[] g = host(gate, "gate").data();
+        float[] u = host(up, "up").data();
+        float[] o = host(out, "out").data();
+        sameShape("swiGlu", gate, up);
+        sameShape("swiGlu", gate, out);
+        parallelFor(gate.size(), ELEMENT_GRAIN, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                float x = g[i];
+                o[i] = x / (1f + FastExp.exp(-x)) * u[i];
+            }
+        });
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        float[] as = host(a, "a").data();
+        float[] bs = host(b, "b").data();
+        float[] o = host(out, "out").data();
+        sameShape("add", a, b);
+        sameShape("add", a, out);
+        parallelFor(a.size(), ELEMENT_GRAIN, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                o[i] = as[i] + bs[i];
+            }
+        });
+    }
+
+    @Override
+    public void softmax(Tensor x, Tensor out) {
+        rowSoftmax(x, out, false);
+    }
+
+    @Override
+    public void logSoftmax(Tensor x, Tensor out) {
+        rowSoftmax(x, out, true);
+    }
+
+    private void rowSoftmax(Tensor x, Tensor out, boolean log) {
+        float[] xs = host(x, "x").data();
+        HostTensor ho = host(out, "out");
+        sameShape(log ? "logSoftmax" : "softmax", x, out);
+        int cols = (int) x.cols();
+        float[] o = ho.data();
+        parallelFor(x.rows(), 1, (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                int base = ho.rowOffset(r);
+                float max = Float.NEGATIVE_INFINITY;
+                for (int i = 0; i < cols; i++) {
+                    max = Math.max(max, xs[base + i]);
+                }
+                double sum = 0;
+                for (int i = 0; i < cols; i++) {
+                    sum += FastExp.exp(xs[base + i] - max);
+                }
+                if (log) {
+                    // (x − max) first: exact near the max, where the large log-probabilities are
+                    float logSum = (float) Math.log(sum);
+                    for (int i = 0; i < cols; i++) {
+                        o[base + i] = (xs[base + i] - max) - logSum;
+                    }
+                } else {
+                    float inv = (float) (1.0 / sum);
+                    for (int i = 0; i < cols; i++) {
+                        o[base + i] = FastExp.exp(xs[base + i] - max) * inv;
+                    }
+                }
+            }
+        });
+    }
+
+    @Override
+    public void klDivergence(Tensor referenceLogProbs, Tensor logProbs, Tensor out) {
+        HostTensor hp = host(referenceLogProbs, "referenceLogProbs");
+        float[] ps = hp.data();
+        float[] qs = host(logProbs, "logProbs").data();
+        float[] o = host(out, "out").data();
+        sameShape("klDivergence", referenceLogProbs, logProbs);
+        if (out.size() != referenceLogProbs.rows()) {
+            throw new IllegalArgumentException("klDivergence: out " + out.shapeString() + " for "
+                    + referenceLogProbs.rows() + " rows");
+        }
+        int cols = (int) referenceLogProbs.cols();
+        parallelFor(referenceLogProbs.rows(), 1, (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                int base = hp.rowOffset(r);
+                double kl = 0;
+                for (int i = 0; i < cols; i++) {
+                    float lp = ps[base + i];
+                    kl += FastExp.exp(lp) * (lp - qs[base + i]);
+                }
+                o[(int) r] = (float) kl;
+            }
+        });
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------------------
+
+    private static HostTensor host(Tensor t, String what) {
+        if (t instanceof HostTensor h) {
+            return h;
+        }
+        throw new IllegalArgumentException(what + ": " + (t == null ? "null" : t + " is not a CPU tensor"));
+    }
+
+    private static void sameShape(String op, Tensor a, Tensor b) {
+        if (!java.util.Arrays.equals(a.shape(), b.shape())) {
+            throw new IllegalArgumentException(op + ": shapes " + a.shapeString() + " and " + b.shapeString()
+                    + " differ");
+        }
+    }
+
+    /** Work on a range [from, to) of rows or elements. */
+    @FunctionalInterface
+    interface RangeBody {
+        void run(long from, long to);
+    }
+
+    /**
+     * Runs {@code body} over [0, n) on the pool in contiguous chunks of at least {@code grain}, a few per thread so
+     * uneven rows balance out; small ranges run on the calling thread.
+     */
+    void parallelFor(long n, long grain, RangeBody body) {
+        long chunk = Math.max(grain, -Math.floorDiv(-n, 4L * threads));
+        if (threads == 1 || n <= chunk) {
+            if (n > 0) {
+                body.run(0, n);
+            }
+            return;
+        }
+        pool.invoke(new RangeTask(0, n, chunk, body));
+    }
+
+    private static final class RangeTask extends RecursiveAction {
+        private final long from;
+        private final long to;
+        private final long chunk;
+        private final transient RangeBody body;
+
+        RangeTask(long from, long to, long chunk, RangeBody body) {
+            this.from = from;
+            this.to = to;
+            this.chunk = chunk;
+            this.body = body;
+        }
+
+        @Override
+        protected void compute() {
+            if (to - from <= chunk) {
+                body.run(from, to);
+                return;
+            }
+            long mid = from + (to - from) / 2;
+            invokeAll(new RangeTask(from, mid, chunk, body), new RangeTask(mid, to, chunk, body));
+        }
+    }
+}

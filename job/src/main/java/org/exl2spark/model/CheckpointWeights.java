@@ -1,0 +1,62 @@
+package org.exl2spark.model;
+
+import java.io.IOException;
+import java.util.Arrays;
+import org.exl2spark.io.ModelDirectory;
+import org.exl2spark.io.ModelFormatException;
+import org.exl2spark.io.TensorInfo;
+
+/**
+ * The weights of an unquantized Hugging Face checkpoint (fp16, bf16 or fp32 safetensors), widened to fp32. Each tensor
+ * is checked against the shape the architecture expects before it is read.
+ */
+public final class CheckpointWeights implements WeightSource {
+    private final ModelDirectory model;
+    private final ModelArchitecture architecture;
+
+    public CheckpointWeights(ModelDirectory model) throws IOException {
+        this.model = model;
+        this.architecture = model.architecture();
+    }
+
+    @Override
+    public ModelArchitecture architecture() {
+        return architecture;
+    }
+
+    @Override
+    public float[] linearWeight(LinearSpec linear) throws IOException {
+        String name = linear.equals(architecture.lmHead()) ? architecture.lmHeadWeightName() : linear.weightName();
+        return read(name, linear.outFeatures(), linear.inFeatures());
+    }
+
+    @Override
+    public float[] bias(LinearSpec linear) throws IOException {
+        return linear.hasBias() ? read(linear.biasName(), linear.outFeatures()) : null;
+    }
+
+    @Override
+    public float[] norm(String tensorName) throws IOException {
+        return read(tensorName, architecture.hiddenSize());
+    }
+
+    @Override
+    public float[] embeddings() throws IOException {
+        return read(ModelArchitecture.EMBED, architecture.vocabSize(), architecture.hiddenSize());
+    }
+
+    private float[] read(String name, long... expectedShape) throws IOException {
+        TensorInfo t = model.tensor(name);
+        if (!Arrays.equals(t.shape(), expectedShape)) {
+            throw new ModelFormatException(model.path() + ": tensor '" + name + "' has shape " + t.shapeString()
+                    + ", expected " + Arrays.toString(expectedShape) + " from config.json");
+        }
+        return model.readFloats(name);
+    }
+
+    /** Closes the model directory this reads from. */
+    @Override
+    public void close() throws IOException {
+        model.close();
+    }
+}

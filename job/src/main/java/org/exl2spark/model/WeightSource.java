@@ -1,0 +1,25 @@
+package org.exl2spark.model;
+
+import java.io.Closeable;
+import java.io.IOException;
+
+/**
+ * Where a forward pass gets a model's weights, as fp32 arrays in Hugging Face layout. One implementation reads an
+ * unquantized checkpoint ({@link CheckpointWeights}); another decodes EXL2 tensors back to dense weights.
+ */
+public interface WeightSource extends Closeable {
+
+    ModelArchitecture architecture();
+
+    /** The weight of a linear layer, [outFeatures, inFeatures] row-major. */
+    float[] linearWeight(LinearSpec linear) throws IOException;
+
+    /** The bias of a linear layer, [outFeatures], or null when it has none. */
+    float[] bias(LinearSpec linear) throws IOException;
+
+    /** An RMSNorm weight, [hiddenSize], by tensor name ({@link BlockSpec#normName()}, {@link ModelArchitecture#FINAL_NORM}). */
+    float[] norm(String tensorName) throws IOException;
+
+    /** The token embedding table, [vocabSize, hiddenSize] row-major. */
+    float[] embeddings() throws IOException;
+}
