@@ -74,8 +74,9 @@ final class ExampleCommand implements Callable<Integer> {
         long start = System.nanoTime();
         ExampleModel.Written w = model.write(Storage.outputFileSystem(path, conf), path, mb * MEGABYTE);
         double seconds = (System.nanoTime() - start) / 1e9;
-        out.printf(Locale.ROOT, "Wrote the %s example (%s, %d layers, %s parameters, seed %d) to %s:%n",
+        out.printf(Locale.ROOT, "Wrote the %s example (%s, %d layer%s, %s parameters, seed %d) to %s:%n",
                 model.preset(), model.architecture().family().architecture(), model.layers(),
+                model.layers() == 1 ? "" : "s",
                 ModelReport.count(model.architecture().parameterCount()), model.seed(), w.dir());
         out.printf(Locale.ROOT, "  %d shard%s, %s in %.1f s (%.0f MiB/s)%n", w.shards(), w.shards() == 1 ? "" : "s",
                 ModelReport.bytes(w.bytes()), seconds, w.bytes() / seconds / MEGABYTE);
