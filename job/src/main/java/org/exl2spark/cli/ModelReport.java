@@ -189,8 +189,8 @@ final class ModelReport {
                 + "] " + dtypeOf(ModelArchitecture.FINAL_NORM));
         line(s, "Shards", shards.size() + (shards.size() == 1 ? " file, " : " files, ") + bytes(totalBytes()));
         for (Shard sh : shards) {
-            s.append(String.format(Locale.ROOT, "  %-40s %s, %d tensors%n", sh.name(), bytes(sh.bytes()),
-                    sh.tensors()));
+            s.append(String.format(Locale.ROOT, "  %-40s %s, %d tensor%s%n", sh.name(), bytes(sh.bytes()),
+                    sh.tensors(), sh.tensors() == 1 ? "" : "s"));
         }
         if (!ignored.isEmpty()) {
             line(s, "Ignored", ignored.size() + " rotary buffers (recomputed from config.json), e.g. " + ignored.get(0));

@@ -11,10 +11,10 @@ import org.exl2spark.io.TensorSpec;
 import org.exl2spark.model.ModelArchitecture;
 
 /**
- * Deterministic synthetic fp16 weights at scales that keep a forward pass finite: norm weights near 1, embeddings
- * N(0, 1), linear weights [out, in] N(0, 1/sqrt(in)) (so a linear keeps its input's scale), biases N(0, 0.02²).
- * Each chunk of {@link #CHUNK_ELEMENTS} values has its own generator, seeded from (seed, tensor name, chunk
- * index), so the bytes depend only on those and chunks could be drawn in any order or in parallel.
+ * Deterministic synthetic fp16 weights at scales that keep a forward pass finite: norm weights N(1, 0.02²),
+ * embeddings N(0, 1), linear weights [out, in] N(0, 1/in) (so a linear keeps its input's scale), biases
+ * N(0, 0.02²). Each chunk of {@link #CHUNK_ELEMENTS} values has its own generator, seeded from (seed, tensor name,
+ * chunk index), so the bytes depend only on those; chunks are drawn in parallel and written in order.
  */
 public final class SeededWeights {
     static final int CHUNK_ELEMENTS = 1 << 20;
