@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
 import org.exl2spark.example.ExampleModel;
 import org.exl2spark.example.ExamplePreset;
 import picocli.CommandLine.Command;
@@ -37,11 +38,10 @@ final class DemoCommand implements Callable<Integer> {
         Path work = Files.createTempDirectory("exl2-demo-");
         String model = work.resolve("tiny").toString();
         try {
-            StorageOptions local = new StorageOptions();
-            ExampleCommand.write(ExampleModel.of(ExamplePreset.TINY, null, seed), model, null,
-                    local.hadoopConfiguration(), out);
+            Configuration conf = new StorageOptions().hadoopConfiguration();
+            ExampleCommand.write(ExampleModel.of(ExamplePreset.TINY, null, seed), model, null, conf, out);
             out.println();
-            InspectCommand.inspect(model, local.hadoopConfiguration(), false, out);
+            InspectCommand.inspect(model, conf, false, out);
         } finally {
             if (keep) {
                 out.println("Kept " + model);

@@ -102,10 +102,6 @@ final class ModelReport {
             DTypeUse u = dtypes.getOrDefault(t.dtype(), new DTypeUse(0, 0));
             dtypes.put(t.dtype(), new DTypeUse(u.tensors() + 1, u.parameters() + t.numElements()));
         }
-        if (parameters != arch.parameterCount() && problems.isEmpty()) {
-            problems.add("the tensors hold " + count(parameters) + " parameters, config.json implies "
-                    + count(arch.parameterCount()));
-        }
         shards.sort(Comparator.comparing(Shard::name));
         return new ModelReport(model.path().toString(), arch, tensors, List.copyOf(shards), dtypes, parameters,
                 List.copyOf(problems), List.copyOf(ignored));
@@ -113,10 +109,6 @@ final class ModelReport {
 
     List<String> problems() {
         return problems;
-    }
-
-    long tensorParameters() {
-        return tensorParameters;
     }
 
     /** The rows of the per-linear table: layer 0's linears (all layers are alike) and the output head. */

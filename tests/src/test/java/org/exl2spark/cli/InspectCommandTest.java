@@ -9,8 +9,17 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.exl2spark.example.ExampleModel;
+import org.exl2spark.example.ExamplePreset;
+import org.exl2spark.io.DType;
+import org.exl2spark.io.SafetensorsWriter;
+import org.exl2spark.io.TensorSpec;
 import org.exl2spark.testing.SharedData;
 import org.junit.jupiter.api.Test;
 
@@ -99,6 +108,23 @@ class InspectCommandTest {
         String line = Cli.run("inspect", model.toString()).oneLineError(1, "exl2 inspect");
         assertTrue(line.endsWith(": 1 tensor problem: unexpected tensor lm_head.weight [4096, 384] (not part of a"
                 + " LlamaForCausalLM with this config.json)"), line);
+    }
+
+    @Test
+    void rotaryBuffersOfOlderCheckpointsAreIgnored() throws IOException {
+        ExampleModel tiny = ExampleModel.of(ExamplePreset.TINY, 1, 0);
+        List<TensorSpec> tensors = new ArrayList<>(tiny.tensors());
+        tensors.add(new TensorSpec("model.layers.0.self_attn.rotary_emb.inv_freq", DType.F32, new long[] {32}));
+        Path dir = SharedData.scratch("rotary");
+        Files.write(dir.resolve("config.json"), tiny.configJson());
+        FileSystem fs = FileSystem.getLocal(new Configuration()).getRawFileSystem();
+        SafetensorsWriter.writeFile(fs, new org.apache.hadoop.fs.Path(dir.resolve("model.safetensors").toUri()),
+                tensors, null, (t, out) -> out.write(new byte[(int) t.byteSize()]));
+        String out = Cli.run("inspect", dir.toString()).ok().out();
+        assertTrue(out.contains("Ignored                1 rotary buffers (recomputed from config.json), e.g."
+                + " model.layers.0.self_attn.rotary_emb.inv_freq"), out);
+        long parameters = tiny.architecture().parameterCount();
+        assertTrue(out.contains(String.format("the tensors hold %,d (equal)", parameters)), out);
     }
 
     /** The shared tiny model's shards and index (linked, not copied) with an edited config.json. */
