@@ -26,6 +26,9 @@ public final class Exl2 implements Callable<Integer> {
      * (implementing {@code Callable<Integer>}) added here; error handling and --help/--verbose come with it.
      */
     static final List<Supplier<Object>> SUBCOMMANDS = List.of(
+            ConvertCommand::new,
+            MeasureCommand::new,
+            EvalCommand::new,
             InspectCommand::new,
             ExampleCommand::new,
             DemoCommand::new);

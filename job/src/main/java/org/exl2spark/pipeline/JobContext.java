@@ -16,12 +16,20 @@ public final class JobContext implements Serializable {
     private final String jobDirUri;
     private final HashMap<String, String> hadoopSettings;
     private final int rowsPerChunk;
+    private final int rowsPerPartition;
 
-    public JobContext(String modelUri, String jobDirUri, Map<String, String> hadoopSettings, int rowsPerChunk) {
+    public JobContext(String modelUri, String jobDirUri, Map<String, String> hadoopSettings, int rowsPerChunk,
+            int rowsPerPartition) {
         this.modelUri = modelUri;
         this.jobDirUri = jobDirUri;
         this.hadoopSettings = new HashMap<>(hadoopSettings);
         this.rowsPerChunk = rowsPerChunk;
+        this.rowsPerPartition = rowsPerPartition;
+    }
+
+    /** Calibration rows per state file (and per forward task). */
+    public int rowsPerPartition() {
+        return rowsPerPartition;
     }
 
     public String modelUri() {
