@@ -1,11 +1,7 @@
 package org.exl2spark.backend;
 
-import dev.ludovic.netlib.blas.BLAS;
-import dev.ludovic.netlib.blas.NativeBLAS;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.RecursiveAction;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The backend on the host: fp32 {@link HostTensor}s, dense products through netlib BLAS (OpenBLAS when
@@ -57,8 +53,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String describe() {
-        return "cpu (" + threads + " threads, BLAS " + BlasLibrary.describe() + ", "
-                + (EXP instanceof VectorExpKernels ? "vectorised" : "scalar") + " exp)";
+        return "cpu (" + threads + " threads, BLAS " + BlasLibrary.describe() + ", " + EXP.describe() + ")";
     }
 
     @Override

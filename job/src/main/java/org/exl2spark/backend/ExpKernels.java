@@ -17,6 +17,9 @@ interface ExpKernels {
     /** {@code out[i] = gate[i] / (1 + e^−gate[i]) · up[i]} over [from, to). */
     void swiGlu(float[] gate, float[] up, float[] out, int from, int to);
 
+    /** For logs: which implementation runs. */
+    String describe();
+
     /** The vector kernels when the module is present, else the scalar ones. */
     static ExpKernels best() {
         return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? new VectorExpKernels()
@@ -25,6 +28,11 @@ interface ExpKernels {
 
     /** The plain loops, also the reference the vector kernels are tested against. */
     final class ScalarExpKernels implements ExpKernels {
+        @Override
+        public String describe() {
+            return "scalar exp";
+        }
+
         @Override
         public float expInPlace(float[] a, int from, int to, float shift) {
             // two partial sums: one running sum would serialise the loop on its addition latency

@@ -15,6 +15,11 @@ final class VectorExpKernels implements ExpKernels {
     private static final int LANES = SPECIES.length();
     private static final ExpKernels TAIL = new ScalarExpKernels();
 
+    @Override
+    public String describe() {
+        return "vectorised exp (" + LANES + " lanes)";
+    }
+
     /** e^x for each lane of x. */
     private static FloatVector exp(FloatVector x) {
         VectorMask<Float> flushed = x.lt(FastExp.MIN_INPUT);
