@@ -66,8 +66,9 @@ final class QuantizePass {
                         todo.add(new Tasks.PartitionWork(block.layer(), p));
                     }
                 }
+                BlockSpec.Kind kind = block.kind();
                 List<Tasks.ForwardReport> reports = stages.run("quantize " + label,
-                        "forward " + label + " " + work + " (quantized)", todo, w -> forwardBlock(ctx, bpw, block.kind(), w));
+                        "forward " + label + " " + work + " (quantized)", todo, w -> forwardBlock(ctx, bpw, kind, w));
                 for (Tasks.ForwardReport r : reports) {
                     errorSum += r.errorSum();
                 }
