@@ -328,8 +328,15 @@ public final class GpuSelfTest {
                 }
             }
         }
-        double[] ref = beta == 0f ? new double[m * n] : toDouble(c);
-        if (m > 0 && n > 0) {
+        double[] ref = new double[m * n];
+        if (k == 0) {
+            for (int i = 0; i < ref.length; i++) {
+                ref[i] = beta * (double) c[i];
+            }
+        } else {
+            if (beta != 0f) {
+                ref = toDouble(c);
+            }
             DBLAS.dgemm("N", transA ? "T" : "N", n, m, k, alpha, bRef, 0, n, aRef, 0, aCols, beta, ref, 0, n);
         }
         DeviceMatrix da = place(memory, "A", aRows, aCols, aDev, views);
