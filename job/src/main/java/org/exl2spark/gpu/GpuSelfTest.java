@@ -518,7 +518,7 @@ public final class GpuSelfTest {
             int b = cs[2];
             float[] wc = w0.clone();
             AdaptiveGptq.ScaleSearch s = AdaptiveGptq.findParams(wc, a, b, cols, bits);
-            byte[] codesCpu = new byte[rows * cols];
+            byte[][] codesCpu = new byte[rows][cols];
             float[] deqCpu = new float[rows * cols];
             float[] errCpu = new float[(b - a) * cols];
             AdaptiveGptq.quantizeGroup(wc, rows, cols, u, a, b, bits, s.scale(), codesCpu, deqCpu, errCpu);
@@ -535,7 +535,7 @@ public final class GpuSelfTest {
             int deqDiff = 0;
             int errDiff = 0;
             for (int i = 0; i < (b - a) * cols; i++) {
-                codeDiff += codesGpu[i] != codesCpu[a * cols + i] ? 1 : 0;
+                codeDiff += codesGpu[i] != codesCpu[a + i / cols][i % cols] ? 1 : 0;
                 deqDiff += Float.floatToRawIntBits(deqGpu[i]) != Float.floatToRawIntBits(deqCpu[a * cols + i]) ? 1 : 0;
                 errDiff += Float.floatToRawIntBits(errGpu[i]) != Float.floatToRawIntBits(errCpu[i]) ? 1 : 0;
             }
@@ -724,6 +724,8 @@ public final class GpuSelfTest {
     // (d) Cholesky of the inverse
 
     private void choleskyInverse(DeviceMemory memory) {
+        factorAndInverseCase(memory, 1000);
+        factorAndInverseCase(memory, 777);
         choleskyCase(memory, 3001, 1500, 0.12f, 0, true);
         choleskyCase(memory, 2500, 5000, 0.01f, 1.5, true);
         choleskyCase(memory, 64, 64, 0.12f, 0, true);
@@ -746,6 +748,85 @@ public final class GpuSelfTest {
         gpuOk = cholesky.upperCholeskyOfInverse(h, memory);
         expect(!gpuOk, "cholesky inverse rejects NaN", "GPU returned " + gpuOk);
         memory.free(h.buffer());
+    }
+
+    /**
+     * The two building blocks on their own: {@link CholeskyKernels#choleskyUpper} against LAPACK spotrf, and
+     * {@link CholeskyKernels#invertUpper} against strtri, both against fp64; the lower triangle (not to be touched)
+     * holds NaN on the device.
+     */
+    private void factorAndInverseCase(DeviceMemory memory, int n) {
+        float[] p = hessianMatrix(n, n / 2, 0.12f, 0.5);
+        double[] refR = toDouble(p);
+        intW info = new intW(0);
+        DLAPACK.dpotrf("L", n, refR, 0, n, info);
+        float[] cpuR = p.clone();
+        DLAPACK.spotrf("L", n, cpuR, 0, n, info);
+        float[] dev = p.clone();
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                dev[i * n + j] = Float.NaN;
+            }
+        }
+        DeviceMatrix d = memory.matrix("P", n, n);
+        d.upload(dev);
+        long status = cholesky.choleskyUpper(d, memory);
+        float[] gotR = d.download();
+        double errGpu = relErrUpper(gotR, refR, n);
+        double errCpu = relErrUpper(cpuR, refR, n);
+        expect(status == 0 && lowerIsNaN(gotR, n) && errGpu <= Math.max(8 * errCpu, 1e-6), "cholesky factor n=" + n,
+                String.format(Locale.ROOT, "rel err GPU %.2e, LAPACK spotrf %.2e vs fp64; lower triangle untouched %s",
+                        errGpu, errCpu, lowerIsNaN(gotR, n)));
+
+        float[] r = new float[n * n];
+        double[] refInv = new double[n * n];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                r[i * n + j] = j >= i ? (float) refR[i * n + j] : Float.NaN;
+                refInv[i * n + j] = j >= i ? r[i * n + j] : 0;
+            }
+        }
+        DLAPACK.dtrtri("L", "N", n, refInv, 0, n, info);
+        float[] cpuInv = r.clone();
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                cpuInv[i * n + j] = 0f;
+            }
+        }
+        DLAPACK.strtri("L", "N", n, cpuInv, 0, n, info);
+        d.upload(r);
+        cholesky.invertUpper(d, memory);
+        float[] gotInv = d.download();
+        errGpu = relErrUpper(gotInv, refInv, n);
+        errCpu = relErrUpper(cpuInv, refInv, n);
+        expect(lowerIsNaN(gotInv, n) && errGpu <= Math.max(8 * errCpu, 1e-6), "triangular inverse n=" + n,
+                String.format(Locale.ROOT, "rel err GPU %.2e, LAPACK strtri %.2e vs fp64; lower triangle untouched %s",
+                        errGpu, errCpu, lowerIsNaN(gotInv, n)));
+        memory.free(d.buffer());
+    }
+
+    private static double relErrUpper(float[] got, double[] ref, int n) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = i; j < n; j++) {
+                double e = got[i * n + j] - ref[i * n + j];
+                num += e * e;
+                den += ref[i * n + j] * ref[i * n + j];
+            }
+        }
+        return Double.isNaN(num) ? Double.POSITIVE_INFINITY : Math.sqrt(num / den);
+    }
+
+    private static boolean lowerIsNaN(float[] m, int n) {
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                if (!Float.isNaN(m[i * n + j])) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /**
