@@ -77,11 +77,6 @@ public final class DeviceBuffer {
                 2L * count);
     }
 
-    public void copyToHost(long srcElement, int[] dst, int dstOffset, int count) {
-        toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
-                4L * count);
-    }
-
     public void copyToHost(long srcElement, long[] dst, int dstOffset, int count) {
         toHost(Pointer.to(dst).withByteOffset(8L * checkHost(dst.length, dstOffset, count)), 8L * srcElement,
                 8L * count);

@@ -34,10 +34,6 @@ public record DeviceMatrix(DeviceBuffer buffer, long offset, long rows, long col
         return new DeviceMatrix(buffer, offset + r0 * ld + c0, blockRows, blockCols, ld);
     }
 
-    public DeviceMatrix rowRange(long r0, long count) {
-        return block(r0, 0, count, cols);
-    }
-
     public long elements() {
         return rows * cols;
     }
