@@ -22,10 +22,10 @@ import org.exl2spark.io.Storage;
  * <li>the built-in default: text written for this project in five genres (technical prose, source code, general
  * prose, multilingual text, structured data and math), shipped in the jar.</li>
  * </ul>
- * The default mirrors the shape of ExLlamaV2's own: contiguous rows of each genre interleaved, two rows of uniformly
- * random token ids (they exercise rarely used embedding rows and keep Hessians well conditioned), and, for the
- * larger quantization set, rows stitched from 128-token chunks drawn from all genres with a fixed seed. Measurement
- * rows are the first rows of the quantization set. Everything is deterministic.
+ * The default mirrors the shape of ExLlamaV2's own: contiguous rows of each genre, mostly English prose and technical
+ * text ({@link #MIX}), two rows of uniformly random token ids (they exercise rarely used embedding rows and keep
+ * Hessians well conditioned), and, for the larger quantization set, rows stitched from 128-token chunks drawn by
+ * genre with a fixed seed. Measurement rows are the first rows of the quantization set. Everything is deterministic.
  */
 public final class Calibration {
     /** ExLlamaV2's default calibration row counts (measurement, quantization). */
@@ -62,28 +62,37 @@ public final class Calibration {
         return collector.rows();
     }
 
+    /**
+     * Share of each genre (in {@link #GENRES} order) among the measurement rows and the stitched rows. Like
+     * ExLlamaV2's default, English prose and technical text dominate, with code and a minority of multilingual and
+     * structured text.
+     */
+    static final double[] MIX = {0.35, 0.22, 0.28, 0.10, 0.05};
+
     /** The built-in calibration set: {@code rows} rows of {@code length} tokens. */
     public static TokenRows defaultRows(Tokenizer tokenizer, int vocabSize, int rows, int length) throws IOException {
+        List<List<int[]>> contiguous = new ArrayList<>();
         List<int[]> genreTokens = new ArrayList<>();
         for (String genre : GENRES) {
-            genreTokens.add(tokenizer.encode(String.join("\n\n", documents(genre))));
+            int[] tokens = tokenizer.encode(String.join("\n\n", documents(genre)));
+            genreTokens.add(tokens);
+            List<int[]> cut = new ArrayList<>();
+            for (int k = 0; (long) (k + 1) * length <= tokens.length; k++) {
+                cut.add(Arrays.copyOfRange(tokens, k * length, (k + 1) * length));
+            }
+            contiguous.add(cut);
         }
-        List<int[]> contiguous = new ArrayList<>();
-        // round-robin over genres so any prefix of the rows (the measurement set) mixes all of them
-        boolean more = true;
-        for (int k = 0; more; k++) {
-            more = false;
-            for (int[] tokens : genreTokens) {
-                if ((long) (k + 1) * length <= tokens.length) {
-                    contiguous.add(Arrays.copyOfRange(tokens, k * length, (k + 1) * length));
-                    more = true;
-                }
+        List<int[]> out = new ArrayList<>();
+        // measurement rows first (they are the first rows of the quantization set): each genre's quota
+        int[] taken = new int[GENRES.length];
+        int quotaRows = DEFAULT_MEASURE_ROWS - RANDOM_ROWS;
+        for (int g = 0; g < GENRES.length; g++) {
+            int quota = (int) Math.round(MIX[g] * quotaRows);
+            for (; taken[g] < Math.min(quota, contiguous.get(g).size()) && out.size() < quotaRows; taken[g]++) {
+                out.add(contiguous.get(g).get(taken[g]));
             }
         }
         SplittableRandom rng = new SplittableRandom(SEED);
-        List<int[]> out = new ArrayList<>();
-        int contiguousInMeasure = Math.min(contiguous.size(), Math.max(0, DEFAULT_MEASURE_ROWS - RANDOM_ROWS));
-        out.addAll(contiguous.subList(0, contiguousInMeasure));
         for (int r = 0; r < RANDOM_ROWS; r++) {
             int[] row = new int[length];
             for (int i = 0; i < length; i++) {
@@ -91,14 +100,14 @@ public final class Calibration {
             }
             out.add(row);
         }
-        out.addAll(contiguous.subList(contiguousInMeasure, contiguous.size()));
-        int[] pool = concat(genreTokens);
-        if (pool.length < CHUNK) {
-            throw new IllegalStateException("built-in calibration text encodes to only " + pool.length + " tokens");
+        for (int g = 0; g < GENRES.length; g++) {
+            out.addAll(contiguous.get(g).subList(taken[g], contiguous.get(g).size()));
         }
+        // then rows stitched from 128-token chunks, each chunk's genre drawn by MIX
         while (out.size() < rows) {
             int[] row = new int[length];
             for (int i = 0; i < length; i += CHUNK) {
+                int[] pool = genreTokens.get(pickGenre(rng, genreTokens));
                 int start = rng.nextInt(pool.length - CHUNK + 1);
                 System.arraycopy(pool, start, row, i, Math.min(CHUNK, length - i));
             }
@@ -109,6 +118,17 @@ public final class Calibration {
             System.arraycopy(out.get(r), 0, ids, r * length, length);
         }
         return new TokenRows(rows, length, ids);
+    }
+
+    private static int pickGenre(SplittableRandom rng, List<int[]> genreTokens) {
+        double u = rng.nextDouble();
+        for (int g = 0; g < MIX.length; g++) {
+            u -= MIX[g];
+            if (u < 0 && genreTokens.get(g).length >= CHUNK) {
+                return g;
+            }
+        }
+        return 0;
     }
 
     /** The documents of one genre of the built-in set. */
@@ -127,20 +147,6 @@ public final class Calibration {
             }
             return docs;
         }
-    }
-
-    private static int[] concat(List<int[]> parts) {
-        int n = 0;
-        for (int[] p : parts) {
-            n += p.length;
-        }
-        int[] out = new int[n];
-        int at = 0;
-        for (int[] p : parts) {
-            System.arraycopy(p, 0, out, at, p.length);
-            at += p.length;
-        }
-        return out;
     }
 
     /** Whether a calibration location exists, for an early clear error. */

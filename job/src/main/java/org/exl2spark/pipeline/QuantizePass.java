@@ -35,6 +35,12 @@ import org.exl2spark.quant.QParams;
  */
 final class QuantizePass {
     static final String ERROR_SUM = "rfn_error_sum";
+    static final String ERROR_ROWS = "rfn_error_rows";
+    /**
+     * The logged block error is measured on the first rows only (the partitions holding them), as ExLlamaV2 logs its
+     * calibration perplexity over the first measurement rows: it needs a second, unquantized forward.
+     */
+    static final int ERROR_SAMPLE_ROWS = 16;
 
     private QuantizePass() {
     }
@@ -57,11 +63,14 @@ final class QuantizePass {
                 }
                 List<Tasks.PartitionWork> todo = new ArrayList<>();
                 double errorSum = 0;
+                int errorRows = 0;
                 for (Tasks.Partition p : parts) {
                     Path out = output(job, bpw, block, p.index());
                     if (job.exists(out)) {
                         skippedParts++;
-                        errorSum += Double.parseDouble(HiddenStates.metadata(out, conf).getOrDefault(ERROR_SUM, "0"));
+                        Map<String, String> meta = HiddenStates.metadata(out, conf);
+                        errorSum += Double.parseDouble(meta.getOrDefault(ERROR_SUM, "0"));
+                        errorRows += Integer.parseInt(meta.getOrDefault(ERROR_ROWS, "0"));
                     } else {
                         todo.add(new Tasks.PartitionWork(block.layer(), p));
                     }
@@ -71,8 +80,10 @@ final class QuantizePass {
                         "forward " + label + " " + work + " (quantized)", todo, w -> forwardBlock(ctx, bpw, kind, w));
                 for (Tasks.ForwardReport r : reports) {
                     errorSum += r.errorSum();
+                    errorRows += r.rows();
                 }
-                log.printf(Locale.ROOT, "%s %s: rfn_error %.6f%n", label, work, errorSum / rows);
+                log.printf(Locale.ROOT, "%s %s: rfn_error %.6f (first %d rows)%n", label, work, errorSum / errorRows,
+                        errorRows);
             }
         }
         if (job.exists(job.fragment(bpw, arch.lmHead().key()))) {
@@ -174,18 +185,21 @@ final class QuantizePass {
             Transformer t = new Transformer(arch, backend);
             BlockRunner runner = new BlockRunner(t, ctx.rowsPerChunk());
             HiddenStates in = readInput(t, weights, job, bpw, block, w.partition(), conf);
-            HiddenStates reference;
             HiddenStates quantized;
-            try (BlockWeights original = t.loadBlock(weights, block)) {
-                reference = runner.forward(in, original, LinearInputObserver.NONE);
-            }
             try (BlockWeights q = t.loadBlock(new FragmentWeights(weights, job, bpw, conf), block)) {
                 quantized = runner.forward(in, q, LinearInputObserver.NONE);
             }
-            double errorSum = BlockRunner.relativeErrorSum(quantized, reference);
+            double errorSum = 0;
+            int errorRows = 0;
+            if (w.partition().firstRow() < ERROR_SAMPLE_ROWS) {
+                try (BlockWeights original = t.loadBlock(weights, block)) {
+                    errorSum = BlockRunner.relativeErrorSum(quantized, runner.forward(in, original, LinearInputObserver.NONE));
+                    errorRows = in.rows();
+                }
+            }
             quantized.write(job.fileSystem(), output(job, bpw, block, w.partition().index()),
-                    Map.of(ERROR_SUM, Double.toString(errorSum)));
-            return new Tasks.ForwardReport(errorSum, in.rows());
+                    Map.of(ERROR_SUM, Double.toString(errorSum), ERROR_ROWS, Integer.toString(errorRows)));
+            return new Tasks.ForwardReport(errorSum, errorRows);
         }
     }
 

@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import org.apache.spark.TaskContext;
 import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.model.CheckpointWeights;
@@ -31,11 +30,13 @@ final class TaskResources {
         });
     }
 
-    /** A backend for the running task, sized to the cores Spark gave it. */
+    /**
+     * A backend for the running task using every core of the executor: passes alternate between stages of many
+     * tasks and stages of one (a block's quantization), and a one-task stage must not leave cores idle. With several
+     * tasks running, their pools share the cores.
+     */
     static Backend backend() {
-        TaskContext tc = TaskContext.get();
-        int threads = tc != null ? Math.max(1, tc.cpus()) : Runtime.getRuntime().availableProcessors();
-        return new CpuBackend(threads);
+        return new CpuBackend(Runtime.getRuntime().availableProcessors());
     }
 
     static JobDirectory jobDirectory(JobContext ctx) throws IOException {
