@@ -55,7 +55,14 @@ final class OptimizePass {
             chosen.put(e.getKey(), List.of(e.getValue().get(exact.choice()[i++])));
         }
         Measurement strategy = new Measurement(chosen, m.lastModuleIdx());
-        job.write(job.strategy(bpw), strategy.toJson(arch));
+        byte[] json = strategy.toJson(arch);
+        if (job.exists(job.strategy(bpw)) && !java.util.Arrays.equals(job.read(job.strategy(bpw)), json)) {
+            // fragments and states of another strategy must not be resumed into this one
+            log.println(label + ": the strategy differs from the one this job directory was quantized with;"
+                    + " redoing " + label + "'s quantization");
+            job.fileSystem().delete(job.target(bpw), true);
+        }
+        job.write(job.strategy(bpw), json);
         return strategy;
     }
 }
