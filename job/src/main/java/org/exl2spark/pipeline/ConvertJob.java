@@ -74,11 +74,12 @@ public final class ConvertJob {
             JobContext ctx = new JobContext(model.path().toString(), job.root().toString(), o.hadoopConf(), 1,
                     o.rowsPerPartition());
             Stages stages = new Stages(jsc, log);
+            // calibration first: a too-short calibration file is reported before every weight is read
+            int[] rows = calibrate(job, model, arch);
             if (!job.exists(job.validated())) {
                 ValidatePass.checkFinite(stages, ctx, model, log);
                 job.write(job.validated(), new byte[0]);
             }
-            int[] rows = calibrate(job, model, arch);
             Measurement m = given;
             if (m == null) {
                 ReferencePass.run(stages, ctx, job, arch, rows[0], log);
