@@ -1,11 +1,7 @@
 package org.exl2spark.backend;
 
-import dev.ludovic.netlib.blas.BLAS;
-import dev.ludovic.netlib.blas.NativeBLAS;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.RecursiveAction;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The backend on the host: fp32 {@link HostTensor}s, dense products through netlib BLAS (OpenBLAS when
@@ -22,6 +18,8 @@ public final class CpuBackend implements Backend {
     private static final int GRAM_BLOCK = 128;
     /** Elements below which an elementwise operation is not worth splitting. */
     private static final long ELEMENT_GRAIN = 1 << 15;
+
+    private static final ExpKernels EXP = ExpKernels.best();
 
     private final int threads;
     private final ForkJoinPool pool;
@@ -55,7 +53,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String describe() {
-        return "cpu (" + threads + " threads, BLAS " + BlasLibrary.describe() + ")";
+        return "cpu (" + threads + " threads, BLAS " + BlasLibrary.describe() + ", " + EXP.describe() + ")";
     }
 
     @Override
@@ -356,13 +354,7 @@ public final class CpuBackend implements Backend {
         for (int j = lo; j < hi; j++) {
             max = Math.max(max, s[base + j]);
         }
-        double sum = 0;
-        for (int j = lo; j < hi; j++) {
-            float e = FastExp.exp(s[base + j] - max);
-            s[base + j] = e;
-            sum += e;
-        }
-        float inv = (float) (1.0 / sum);
+        float inv = 1f / EXP.expInPlace(s, base + lo, base + hi, max);
         for (int j = lo; j < hi; j++) {
             s[base + j] *= inv;
         }
@@ -377,12 +369,7 @@ public final class CpuBackend implements Backend {
         float[] o = host(out, "out").data();
         sameShape("swiGlu", gate, up);
         sameShape("swiGlu", gate, out);
-        parallelFor(gate.size(), ELEMENT_GRAIN, (i0, i1) -> {
-            for (int i = (int) i0; i < i1; i++) {
-                float x = g[i];
-                o[i] = x / (1f + FastExp.exp(-x)) * u[i];
-            }
-        });
+        parallelFor(gate.size(), ELEMENT_GRAIN, (i0, i1) -> EXP.swiGlu(g, u, o, (int) i0, (int) i1));
     }
 
     @Override
@@ -422,20 +409,19 @@ public final class CpuBackend implements Backend {
                 for (int i = 0; i < cols; i++) {
                     max = Math.max(max, xs[base + i]);
                 }
-                double sum = 0;
-                for (int i = 0; i < cols; i++) {
-                    sum += FastExp.exp(xs[base + i] - max);
-                }
                 if (log) {
                     // (x − max) first: exact near the max, where the large log-probabilities are
-                    float logSum = (float) Math.log(sum);
+                    float logSum = (float) Math.log(EXP.sumExp(xs, base, base + cols, max));
                     for (int i = 0; i < cols; i++) {
                         o[base + i] = (xs[base + i] - max) - logSum;
                     }
                 } else {
-                    float inv = (float) (1.0 / sum);
+                    if (o != xs) {
+                        System.arraycopy(xs, base, o, base, cols);
+                    }
+                    float inv = 1f / EXP.expInPlace(o, base, base + cols, max);
                     for (int i = 0; i < cols; i++) {
-                        o[base + i] = FastExp.exp(xs[base + i] - max) * inv;
+                        o[base + i] *= inv;
                     }
                 }
             }

@@ -47,30 +47,22 @@ public final class EvalTokens {
 
     private static TokenRows fromReader(Reader text, String source, Tokenizer tokenizer, int rows, int length)
             throws IOException {
-        if (rows <= 0 || length <= 0) {
-            throw new IllegalArgumentException("rows and length must be positive, got " + rows + " × " + length);
-        }
-        int needed = Math.multiplyExact(rows, length);
-        int[] ids = new int[needed];
-        int collected = 0;
+        RowCollector collector = new RowCollector(rows, length);
         int pieces = 0;
         long codePoints = 0;
         StringBuilder piece = new StringBuilder();
-        while (collected < needed) {
+        while (!collector.full()) {
             int n = readPiece(text, piece);
             if (n == 0) {
                 throw new ModelFormatException(source + ": too short for " + rows + " rows × " + length + " tokens: its "
                         + codePoints + " code points (" + pieces + " pieces of " + PIECE_CODE_POINTS + ") give "
-                        + collected + " tokens, " + needed + " needed");
+                        + collector.collected() + " tokens, " + collector.needed() + " needed");
             }
             codePoints += n;
             pieces++;
-            int[] pieceIds = tokenizer.encode(piece.toString());
-            int take = Math.min(pieceIds.length, needed - collected);
-            System.arraycopy(pieceIds, 0, ids, collected, take);
-            collected += take;
+            collector.add(tokenizer.encode(piece.toString()));
         }
-        return new TokenRows(rows, length, ids);
+        return collector.rows();
     }
 
     /** Reads the next piece of up to {@value #PIECE_CODE_POINTS} code points into {@code piece}; returns its count. */

@@ -22,8 +22,10 @@ import org.exl2spark.model.WeightSource;
  * positions of KL(P_reference ‖ P_model) of the next-token distributions, and how often both models' most likely
  * next token agree.
  *
- * <p>The model runs layer-major, like the conversion passes: the hidden states of all rows are kept, and one layer's
- * weights at a time are loaded and applied to every row, so only one layer of weights is ever in memory.
+ * <p>The model runs layer-major, like the conversion passes: the hidden states of all rows are kept (rows × length ×
+ * hidden floats per model), and one layer's weights at a time are loaded and applied to every row, so a model's
+ * weights are never all in memory at once. The logits of a batch of rows (at least one row: length × vocab floats) are
+ * computed, turned into log-probabilities and scored before the next batch.
  */
 public final class PerplexityEval {
     /** Elements per activation tensor a batch of rows may use (256 MiB of fp32). */

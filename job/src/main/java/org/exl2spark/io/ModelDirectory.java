@@ -42,9 +42,12 @@ public final class ModelDirectory implements Closeable {
     private final Map<String, FileStatus> files;
     private final Map<String, SafetensorsFile> shards;
     private final Map<String, SafetensorsFile> byTensor;
+    /** config.json as read once on open (null when there is none): one request, however often it is asked for. */
+    private final byte[] configBytes;
 
     private ModelDirectory(Path dir, FileSystem fs, Map<String, FileStatus> files, Map<String, SafetensorsFile> shards,
-            Map<String, SafetensorsFile> byTensor) {
+            Map<String, SafetensorsFile> byTensor, byte[] configBytes) {
+        this.configBytes = configBytes;
         this.dir = dir;
         this.fs = fs;
         this.files = files;
@@ -66,7 +69,9 @@ public final class ModelDirectory implements Closeable {
         FileStatus index = files.get(INDEX);
         List<String> shardNames = new ArrayList<>();
         Map<String, String> weightMap = null;
-        if (declaresExl2(fs, files.get(CONFIG))) {
+        FileStatus configStatus = files.get(CONFIG);
+        byte[] configBytes = configStatus == null ? null : readSmallFile(fs, configStatus);
+        if (declaresExl2(configBytes)) {
             // ExLlamaV2 loads every *.safetensors of an EXL2 directory and ignores any index (its converter even
             // copies the source model's stale one), so read it the same way
             index = null;
@@ -127,15 +132,19 @@ public final class ModelDirectory implements Closeable {
             throw e;
         }
         return new ModelDirectory(dir, fs, files, Collections.unmodifiableMap(shards),
-                Collections.unmodifiableMap(byTensor));
+                Collections.unmodifiableMap(byTensor), configBytes);
     }
 
-    /** Whether config.json's quantization_config names the EXL2 method. */
-    private static boolean declaresExl2(FileSystem fs, FileStatus config) throws IOException {
+    /** Whether config.json's quantization_config names the EXL2 method; a broken config is reported by config(). */
+    private static boolean declaresExl2(byte[] config) {
         if (config == null) {
             return false;
         }
-        return "exl2".equals(readJson(fs, config).path("quantization_config").path("quant_method").asText(null));
+        try {
+            return "exl2".equals(JSON.readTree(config).path("quantization_config").path("quant_method").asText(null));
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** The directory's entries by name, from one listing (a listing of a file is that file alone). */
@@ -244,11 +253,11 @@ public final class ModelDirectory implements Closeable {
 
     /** config.json, as listed when the directory was opened. */
     public JsonNode config() throws IOException {
-        FileStatus status = files.get(CONFIG);
-        if (status == null) {
-            throw new ModelFormatException(new Path(dir, CONFIG) + ": file not found");
+        Path path = new Path(dir, CONFIG);
+        if (configBytes == null) {
+            throw new ModelFormatException(path + ": file not found");
         }
-        return readJson(fs, status);
+        return parseJson(path, configBytes);
     }
 
     /** The directory's files (and subdirectories) by name, as listed when it was opened. */

@@ -445,16 +445,24 @@ public final class SafetensorsFile implements Closeable {
 
     /** A floating-point tensor (F32, F16, BF16, F64) widened or narrowed to float; at most 2^31-1 elements. */
     public float[] readFloats(TensorInfo t) throws IOException {
+        checkFloating(t, path.toString());
+        return toFloats(readTensor(t), t.dtype(), (int) t.numElements());
+    }
+
+    /** Fails, naming {@code where} and the tensor, unless it is F32, F16, BF16 or F64. */
+    public static void checkFloating(TensorInfo t, String where) throws ModelFormatException {
         switch (t.dtype()) {
             case F32, F16, BF16, F64 -> {
             }
-            default -> throw new ModelFormatException(path + ": tensor '" + t.name() + "' is " + t.dtype()
+            default -> throw new ModelFormatException(where + ": tensor '" + t.name() + "' is " + t.dtype()
                     + ", not a floating-point tensor");
         }
-        ByteBuffer b = readTensor(t);
-        int n = (int) t.numElements();
+    }
+
+    /** {@code n} little-endian values of a floating-point dtype, widened or narrowed to float. */
+    public static float[] toFloats(ByteBuffer b, DType dtype, int n) {
         float[] out = new float[n];
-        switch (t.dtype()) {
+        switch (dtype) {
             case F32 -> b.asFloatBuffer().get(out);
             case F16 -> {
                 for (int i = 0; i < n; i++) {
@@ -466,11 +474,12 @@ public final class SafetensorsFile implements Closeable {
                     out[i] = Half.bf16ToFloat(b.getShort(2 * i));
                 }
             }
-            default -> {
+            case F64 -> {
                 for (int i = 0; i < n; i++) {
                     out[i] = (float) b.getDouble(8 * i);
                 }
             }
+            default -> throw new IllegalArgumentException(dtype + " is not a floating-point dtype");
         }
         return out;
     }

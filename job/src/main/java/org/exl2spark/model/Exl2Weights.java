@@ -2,8 +2,7 @@ package org.exl2spark.model;
 
 import java.io.Closeable;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import org.exl2spark.io.Half;
+import org.exl2spark.io.SafetensorsFile;
 import org.exl2spark.io.ModelFormatException;
 import org.exl2spark.io.TensorInfo;
 import org.exl2spark.quant.Exl2Layout;
@@ -86,24 +85,8 @@ public final class Exl2Weights implements WeightSource {
             throw new ModelFormatException(tensors.location() + ": tensor '" + name + "' has " + t.numElements()
                     + " elements, expected " + expected);
         }
-        ByteBuffer b = tensors.readAll(t);
-        float[] out = new float[(int) t.numElements()];
-        switch (t.dtype()) {
-            case F16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = Half.toFloat(b.getShort(2 * i));
-                }
-            }
-            case BF16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = Half.bf16ToFloat(b.getShort(2 * i));
-                }
-            }
-            case F32 -> b.asFloatBuffer().get(out);
-            default -> throw new ModelFormatException(tensors.location() + ": tensor '" + name + "' is " + t.dtype()
-                    + ", not a floating-point tensor");
-        }
-        return out;
+        SafetensorsFile.checkFloating(t, tensors.location());
+        return SafetensorsFile.toFloats(tensors.readAll(t), t.dtype(), (int) t.numElements());
     }
 
     @Override

@@ -50,17 +50,21 @@ public final class BlockMeasurement {
             HiddenStates reference = runner.forward(input, original, hessians);
             Map<String, Tensor> dequantized = new HashMap<>();
             try {
+                // every distinct (projection, setting) once, in parallel: they are independent GPTQ runs
+                Map<String, GptqJob> jobs = new LinkedHashMap<>();
                 for (LinearSpec l : block.linears()) {
                     float[] w = weights.linearWeight(l);
                     AdaptiveGptq.Preparation prep = hessians.preparation(l, input.rows());
                     for (Map<String, QParams> row : table) {
                         QParams qp = row.get(l.shortName());
-                        String key = l.shortName() + "|" + qp.describe();
-                        if (!dequantized.containsKey(key)) {
-                            GptqResult r = AdaptiveGptq.quantize(w, (int) l.outFeatures(), (int) l.inFeatures(), prep, qp);
-                            dequantized.put(key, backend.upload(toHfLayout(r), l.outFeatures(), l.inFeatures()));
-                        }
+                        jobs.putIfAbsent(l.shortName() + "|" + qp.describe(), new GptqJob(l, w, prep, qp));
                     }
+                }
+                Map<String, float[]> results = new java.util.concurrent.ConcurrentHashMap<>();
+                jobs.entrySet().parallelStream().forEach(e -> results.put(e.getKey(), e.getValue().run()));
+                for (Map.Entry<String, GptqJob> e : jobs.entrySet()) {
+                    LinearSpec l = e.getValue().linear();
+                    dequantized.put(e.getKey(), backend.upload(results.get(e.getKey()), l.outFeatures(), l.inFeatures()));
                 }
                 List<BlockCandidate> out = new ArrayList<>();
                 for (Map<String, QParams> row : table) {
@@ -84,6 +88,13 @@ public final class BlockMeasurement {
             } finally {
                 dequantized.values().forEach(Tensor::close);
             }
+        }
+    }
+
+    /** One GPTQ run of the measurement: a projection quantized with one setting. */
+    private record GptqJob(LinearSpec linear, float[] weight, AdaptiveGptq.Preparation prep, QParams qp) {
+        float[] run() {
+            return toHfLayout(AdaptiveGptq.quantize(weight, (int) linear.outFeatures(), (int) linear.inFeatures(), prep, qp));
         }
     }
 

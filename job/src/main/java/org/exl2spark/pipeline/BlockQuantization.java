@@ -44,13 +44,25 @@ public final class BlockQuantization {
                 runner.forward(part, original, hessians);
                 rows += part.rows();
             }
-            Map<String, Exl2Linear> out = new LinkedHashMap<>();
+            Map<String, AdaptiveGptq.Preparation> preps = new LinkedHashMap<>();
             for (LinearSpec l : block.linears()) {
-                QParams qp = strategy.get(l.shortName());
-                if (qp == null) {
+                if (strategy.get(l.shortName()) == null) {
                     throw new IllegalArgumentException(block.key() + ": the strategy has no setting for " + l.shortName());
                 }
-                out.put(l.key(), quantizeLinear(weights, l, hessians.preparation(l, rows), qp));
+                preps.put(l.key(), hessians.preparation(l, rows));
+            }
+            // the projections are independent once the Hessians exist
+            Map<String, Exl2Linear> done = new java.util.concurrent.ConcurrentHashMap<>();
+            block.linears().parallelStream().forEach(l -> {
+                try {
+                    done.put(l.key(), quantizeLinear(weights, l, preps.get(l.key()), strategy.get(l.shortName())));
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            Map<String, Exl2Linear> out = new LinkedHashMap<>();
+            for (LinearSpec l : block.linears()) {
+                out.put(l.key(), done.get(l.key()));
             }
             return out;
         }

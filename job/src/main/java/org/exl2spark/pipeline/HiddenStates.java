@@ -40,8 +40,13 @@ public record HiddenStates(float[] data, int rows, int tokens, int hidden) {
     }
 
     public void write(FileSystem fs, Path target) throws IOException {
+        write(fs, target, Map.of());
+    }
+
+    /** Writes the states with string {@code metadata} in the safetensors header (e.g. the error that produced them). */
+    public void write(FileSystem fs, Path target, Map<String, String> metadata) throws IOException {
         TensorSpec spec = new TensorSpec(TENSOR, DType.F16, new long[] {rows, tokens, hidden});
-        SafetensorsWriter.writeFile(fs, target, List.of(spec), Map.of(), (t, out) -> {
+        SafetensorsWriter.writeFile(fs, target, List.of(spec), metadata, (t, out) -> {
             ByteBuffer buf = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
             for (float v : data) {
                 if (!buf.hasRemaining()) {
@@ -52,6 +57,13 @@ public record HiddenStates(float[] data, int rows, int tokens, int hidden) {
             }
             out.write(buf.array(), 0, buf.position());
         });
+    }
+
+    /** The header metadata of a states file, without reading its data. */
+    public static Map<String, String> metadata(Path file, Configuration conf) throws IOException {
+        try (SafetensorsFile f = SafetensorsFile.open(file, conf)) {
+            return f.metadata();
+        }
     }
 
     public static HiddenStates read(Path file, Configuration conf) throws IOException {

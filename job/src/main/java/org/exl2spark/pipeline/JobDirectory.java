@@ -36,7 +36,7 @@ public final class JobDirectory {
 
     public JobDirectory(Path root, Configuration conf) throws IOException {
         this.root = root;
-        this.fs = Storage.fileSystem(root, conf);
+        this.fs = Storage.outputFileSystem(root, conf);
     }
 
     public static JobDirectory open(String location, Configuration conf) throws IOException {
@@ -62,6 +62,11 @@ public final class JobDirectory {
 
     public Path jobJson() {
         return new Path(root, "job.json");
+    }
+
+    /** Exists once every weight of the model was checked finite. */
+    public Path validated() {
+        return new Path(root, "validated");
     }
 
     public Path calibration(CalibrationSet which) {

@@ -1,7 +1,10 @@
 package org.exl2spark.pipeline;
 
 import com.esotericsoftware.kryo.Kryo;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import org.apache.spark.serializer.KryoRegistrator;
 
 /**
@@ -16,10 +19,15 @@ import org.apache.spark.serializer.KryoRegistrator;
  */
 public final class KryoRegistration implements KryoRegistrator {
 
-    /** Every payload class, in one place: add new ones here. Records get {@link RecordSerializer}. */
-    static final List<Class<?>> PAYLOAD_CLASSES = List.of(
-            ClusterSmokeJob.TaskReport.class,
-            ClusterSmokeJob.Exchange.class);
+    /**
+     * Every payload class, in one place: the passes' task descriptors and reports ({@link Tasks#PAYLOADS}), the
+     * cluster check's records, and the containers they travel in. Records get {@link RecordSerializer}.
+     */
+    static final List<Class<?>> PAYLOAD_CLASSES = Stream.of(
+            Tasks.PAYLOADS,
+            List.<Class<?>>of(ClusterSmokeJob.TaskReport.class, ClusterSmokeJob.Exchange.class),
+            List.<Class<?>>of(Object[].class, ArrayList.class))
+            .flatMap(List::stream).collect(Collectors.toUnmodifiableList());
 
     @Override
     public void registerClasses(Kryo kryo) {

@@ -91,35 +91,10 @@ public final class AdaptiveGptq {
             int a = (int) g.firstRow();
             int b = (int) g.endRow();
             int bits = g.bits();
-            int maxq = (1 << bits) - 1;
-            int zero = 1 << (bits - 1);
             ScaleSearch scale = findParams(w, a, b, cols, bits);
             groups.add(new GptqResult.QuantGroup(bits, a, b - a, scale.codes, scale.maxHalf));
             float[] err = new float[(b - a) * cols];
-            for (int c = a; c < b; c++) {
-                int rowOff = c * cols;
-                float d = u[c * rows + c];
-                int eOff = (c - a) * cols;
-                for (int n = 0; n < cols; n++) {
-                    float s = scale.scale[n];
-                    float x = w[rowOff + n];
-                    float qf = (float) Math.rint(x / s) + zero;
-                    // a scale that underflowed to fp16 zero leaves only the zero code
-                    int q = qf != qf ? zero : (int) Math.min(Math.max(qf, 0f), (float) maxq);
-                    float dq = Half.toFloat(Half.fromFloat((q - zero) * s));
-                    codes[c][n] = (byte) q;
-                    qperm[rowOff + n] = dq;
-                    err[eOff + n] = (x - dq) / d;
-                }
-                // error feedback to the remaining rows of this group
-                for (int r = c + 1; r < b; r++) {
-                    float f = u[c * rows + r];
-                    int rOff = r * cols;
-                    for (int n = 0; n < cols; n++) {
-                        w[rOff + n] -= f * err[eOff + n];
-                    }
-                }
-            }
+            quantizeGroup(w, rows, cols, u, a, b, bits, scale.scale, codes, qperm, err);
             if (b < rows) {
                 // W[b:] -= U[a:b, b:]ᵀ · E[a:b]
                 DenseMath.gemm(true, false, rows - b, cols, b - a, -1f, u, a * rows + b, rows, err, 0, cols, 1f, w,
@@ -133,12 +108,49 @@ public final class AdaptiveGptq {
         return new GptqResult(rows, cols, perm, groups, codes, dequant);
     }
 
+    /**
+     * Quantizes rows [a, b) of the act-ordered work matrix {@code w} [rows × cols] with per-column {@code scale}
+     * (EXL2-SPEC F.4 step 2): writes each row's codes ({@code codes[c][n]}) and fp16-exact dequantized values (at w's
+     * offsets), the scaled errors {@code err[(c − a)·cols + n] = (W[c][n] − Q[c][n]) / U[c][c]}, and feeds each row's
+     * error to the group's later rows of w. {@code u} is the upper Cholesky factor of the inverse Hessian
+     * [rows × rows].
+     */
+    public static void quantizeGroup(float[] w, int rows, int cols, float[] u, int a, int b, int bits, float[] scale,
+            byte[][] codes, float[] dequant, float[] err) {
+        int maxq = (1 << bits) - 1;
+        int zero = 1 << (bits - 1);
+        for (int c = a; c < b; c++) {
+            int rowOff = c * cols;
+            float d = u[c * rows + c];
+            int eOff = (c - a) * cols;
+            for (int n = 0; n < cols; n++) {
+                float s = scale[n];
+                float x = w[rowOff + n];
+                float qf = (float) Math.rint(x / s) + zero;
+                // a scale that underflowed to fp16 zero leaves only the zero code
+                int q = qf != qf ? zero : (int) Math.min(Math.max(qf, 0f), (float) maxq);
+                float dq = Half.toFloat(Half.fromFloat((q - zero) * s));
+                codes[c][n] = (byte) q;
+                dequant[rowOff + n] = dq;
+                err[eOff + n] = (x - dq) / d;
+            }
+            // error feedback to the remaining rows of this group
+            for (int r = c + 1; r < b; r++) {
+                float f = u[c * rows + r];
+                int rOff = r * cols;
+                for (int n = 0; n < cols; n++) {
+                    w[rOff + n] -= f * err[eOff + n];
+                }
+            }
+        }
+    }
+
     /** Per-column scales of one group: the fp16-exact scale used, its 4-bit code and the group's fp16 max scale. */
-    record ScaleSearch(float[] scale, byte[] codes, short maxHalf) {
+    public record ScaleSearch(float[] scale, byte[] codes, short maxHalf) {
     }
 
     /** ExLlamaV2's find_params (EXL2-SPEC F.5): 4-bit relative scales under a max scale tuned by a 97-point grid. */
-    static ScaleSearch findParams(float[] w, int a, int b, int cols, int bits) {
+    public static ScaleSearch findParams(float[] w, int a, int b, int cols, int bits) {
         int maxq = (1 << bits) - 1;
         int zero = 1 << (bits - 1);
         float halfRange = maxq / 2f;

@@ -173,15 +173,51 @@ public final class Measurement {
         }
     }
 
-    /** ExLlamaV2's layout: 4-space indentation, one list item per line, null for unmeasured modules. */
-    public byte[] toJson(ModelArchitecture arch) throws IOException {
+    /** One block's candidates as a JSON list in measurement.json's format (a job directory's per-block record). */
+    public static byte[] blockJson(BlockSpec block, List<BlockCandidate> candidates) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (JsonGenerator g = generator(out)) {
+            g.writeStartArray();
+            for (BlockCandidate c : candidates) {
+                writeCandidate(g, block, c);
+            }
+            g.writeEndArray();
+        }
+        return out.toByteArray();
+    }
+
+    /** Reads what {@link #blockJson} wrote. */
+    public static List<BlockCandidate> parseBlock(byte[] json, String source) throws ModelFormatException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(json);
+        } catch (IOException e) {
+            throw new ModelFormatException(source + ": not valid JSON: " + e.getMessage(), e);
+        }
+        if (root == null || !root.isArray() || root.isEmpty()) {
+            throw new ModelFormatException(source + ": not a list of measured candidates");
+        }
+        List<BlockCandidate> list = new ArrayList<>();
+        for (JsonNode c : root) {
+            list.add(parseCandidate(c, source));
+        }
+        return list;
+    }
+
+    private static JsonGenerator generator(ByteArrayOutputStream out) throws IOException {
         DefaultPrettyPrinter pp = new DefaultPrettyPrinter(Separators.createDefaultInstance()
                 .withObjectFieldValueSpacing(Separators.Spacing.AFTER))
                 .withObjectIndenter(new DefaultIndenter("    ", "\n"))
                 .withArrayIndenter(new DefaultIndenter("    ", "\n"));
-        try (JsonGenerator g = JSON.getFactory().createGenerator(out)) {
-            g.setPrettyPrinter(pp);
+        JsonGenerator g = JSON.getFactory().createGenerator(out);
+        g.setPrettyPrinter(pp);
+        return g;
+    }
+
+    /** ExLlamaV2's layout: 4-space indentation, one list item per line, null for unmeasured modules. */
+    public byte[] toJson(ModelArchitecture arch) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try (JsonGenerator g = generator(out)) {
             g.writeStartObject();
             g.writeObjectFieldStart("measurement");
             for (var layer : arch.layers()) {

@@ -1,5 +1,6 @@
 package org.exl2spark.backend;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -32,6 +33,49 @@ class ForwardCpuBackendTest extends BackendContract {
                 () -> backend.zeros(1L << 32, 1L << 32));
         assertTrue(overflow.getMessage().contains("2^63"), overflow.getMessage());
         assertThrows(IllegalArgumentException.class, () -> backend.upload(new float[6], 2, 4));
+    }
+
+    /** The Vector API kernels against their scalar twin: the same arithmetic, so the same bits per element. */
+    @Test
+    void vectorExpKernelsMatchScalarTwin() {
+        ExpKernels vector = new VectorExpKernels();
+        ExpKernels scalar = new ExpKernels.ScalarExpKernels();
+        java.util.Random r = new java.util.Random(5);
+        for (int n : new int[] {1, 7, 16, 17, 100, 10_003}) {
+            float[] x = new float[n + 5];
+            float[] up = new float[n + 5];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (r.nextGaussian() * 40);
+                up[i] = (float) r.nextGaussian();
+            }
+            float[] special = {Float.NEGATIVE_INFINITY, Float.NaN, Float.POSITIVE_INFINITY, -86f, -86.0001f, 88.5f, 0f};
+            if (n == 17) {
+                System.arraycopy(special, 0, x, 5, special.length);
+            }
+            float shift = n == 100 ? 0f : 3.5f;
+            float[] a = x.clone();
+            float[] b = x.clone();
+            float sumV = vector.expInPlace(a, 3, 3 + n, shift);
+            float sumS = scalar.expInPlace(b, 3, 3 + n, shift);
+            assertArrayEquals(b, a, "expInPlace n=" + n);
+            assertSameSum(sumS, sumV, "expInPlace n=" + n);
+            assertSameSum(scalar.sumExp(x, 3, 3 + n, shift), vector.sumExp(x, 3, 3 + n, shift), "sumExp n=" + n);
+            float[] outV = new float[x.length];
+            float[] outS = new float[x.length];
+            vector.swiGlu(x, up, outV, 3, 3 + n);
+            scalar.swiGlu(x, up, outS, 3, 3 + n);
+            assertArrayEquals(outS, outV, "swiGlu n=" + n);
+        }
+        assertTrue(backend.describe().contains("vectorised"), backend.describe());
+    }
+
+    /** Sums of the same terms in another order: equal up to rounding, or both NaN. */
+    private static void assertSameSum(float expected, float actual, String what) {
+        if (Float.isNaN(expected)) {
+            assertTrue(Float.isNaN(actual), what + ": " + actual);
+        } else {
+            assertEquals(expected, actual, Math.abs(expected) * 1e-6, what);
+        }
     }
 
     @Test

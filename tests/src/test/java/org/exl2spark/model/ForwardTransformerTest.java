@@ -165,12 +165,18 @@ class ForwardTransformerTest {
     }
 
     @Test
-    void quantizedModelIsRefusedByName() throws Exception {
+    void exl2ModelsAreDecodedAndAnEmptyOneIsNamed() throws Exception {
+        try (WeightSource golden = WeightSources.open(SharedData.goldenExl2().toString(), new Configuration())) {
+            assertTrue(golden instanceof Exl2Weights, golden.getClass().getName());
+            LinearSpec q = golden.architecture().layer(0).attention().linear("q_proj");
+            assertEquals(q.outFeatures() * q.inFeatures(), golden.linearWeight(q).length);
+        }
         java.nio.file.Path dir = SharedData.scratch("quantized");
         Files.writeString(dir.resolve("config.json"), QWEN2.replace("}", ", \"quantization_config\": "
                 + "{\"quant_method\": \"exl2\", \"bits\": 4.0}}"), StandardCharsets.UTF_8);
         ModelFormatException e = assertThrows(ModelFormatException.class,
                 () -> WeightSources.open(dir.toString(), new Configuration()));
-        assertTrue(e.getMessage().contains("config.json") && e.getMessage().contains("exl2"), e.getMessage());
+        assertTrue(e.getMessage().contains(dir.getFileName().toString()) && e.getMessage().contains("EXL2"),
+                e.getMessage());
     }
 }

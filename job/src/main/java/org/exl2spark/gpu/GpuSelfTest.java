@@ -1,0 +1,1165 @@
+package org.exl2spark.gpu;
+
+import dev.ludovic.netlib.blas.BLAS;
+import dev.ludovic.netlib.lapack.LAPACK;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+import jcuda.driver.CUmodule;
+import jcuda.driver.JCudaDriver;
+import org.exl2spark.kernels.Bytes;
+import org.exl2spark.kernels.CholeskyKernels;
+import org.exl2spark.kernels.CudaRuntime;
+import org.exl2spark.kernels.CudaStatus;
+import org.exl2spark.kernels.DenseKernels;
+import org.exl2spark.kernels.DenseKernels.GemmOption;
+import org.exl2spark.kernels.DeviceBuffer;
+import org.exl2spark.kernels.DeviceMatrix;
+import org.exl2spark.kernels.DeviceMemory;
+import org.exl2spark.kernels.DeviceMemoryException;
+import org.exl2spark.kernels.GpuContext;
+import org.exl2spark.kernels.GpuTimer;
+import org.exl2spark.kernels.GptqKernels;
+import org.exl2spark.kernels.KernelImages;
+import org.exl2spark.quant.AdaptiveGptq;
+import org.exl2spark.quant.DenseMath;
+import org.exl2spark.quant.GptqResult;
+import org.exl2spark.quant.Hessian;
+import org.exl2spark.quant.QParams;
+import org.netlib.util.intW;
+
+/**
+ * Runs every CUDA kernel against its CPU twin on fresh random inputs (seed printed) and prints one PASS/FAIL line per
+ * check, PERF lines with device timings, and a summary; exits 1 if anything failed. Includes a 49152-wide Hessian
+ * (2.4·10⁹ elements, past 32-bit indexing) accumulated on the device and checked entry by entry against fp64 dot
+ * products, then factored into the GPTQ inverse factor and checked through U·H·Uᵀ = I.
+ *
+ * <pre>java -cp ... org.exl2spark.gpu.GpuSelfTest [--device N] [--seed S] [--big-n 49152] [--big-rows 4096] [--no-big]</pre>
+ */
+public final class GpuSelfTest {
+    /** The ceilings figures are compared with: an H100 SXM's fp32 (non-tensor) rate and its measured copy rate. */
+    private static final double PEAK_FP32 = 60e12;
+    private static final double PEAK_BYTES = 3.0e12;
+    private static final BLAS DBLAS = BLAS.getInstance();
+    private static final LAPACK DLAPACK = LAPACK.getInstance();
+
+    private final GpuContext ctx;
+    private final DenseKernels dense;
+    private final CholeskyKernels cholesky;
+    private final GptqKernels gptq;
+    private final long seed;
+    private final SplittableRandom random;
+    private int passed;
+    private final List<String> failures = new ArrayList<>();
+    private final List<String> perfLines = new ArrayList<>();
+    private float[] perfBlock;
+
+    private GpuSelfTest(GpuContext ctx, long seed) {
+        this.ctx = ctx;
+        this.dense = new DenseKernels(ctx);
+        this.cholesky = new CholeskyKernels(dense);
+        this.gptq = new GptqKernels(dense);
+        this.seed = seed;
+        this.random = new SplittableRandom(seed);
+    }
+
+    @FunctionalInterface
+    private interface Check {
+        void run(DeviceMemory memory) throws Exception;
+    }
+
+    public static void main(String[] args) {
+        int device = 0;
+        long seed = System.nanoTime();
+        int bigN = 49152;
+        int bigRows = 4096;
+        boolean big = true;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--device" -> device = Integer.parseInt(args[++i]);
+                case "--seed" -> seed = Long.parseLong(args[++i]);
+                case "--big-n" -> bigN = Integer.parseInt(args[++i]);
+                case "--big-rows" -> bigRows = Integer.parseInt(args[++i]);
+                case "--no-big" -> big = false;
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        System.out.println("exl2-spark GPU self-test, seed " + seed + ", Java " + Runtime.version() + ", CPU twins on "
+                + DenseMath.blasName() + " with " + Runtime.getRuntime().availableProcessors() + " cores");
+        long t0 = System.nanoTime();
+        CudaStatus status = CudaRuntime.status();
+        System.out.printf(Locale.ROOT, "probe: %s (%.0f ms)%n", status, (System.nanoTime() - t0) / 1e6);
+        if (!status.available()) {
+            System.out.println("FAIL  probe: " + status.reason());
+            System.exit(2);
+        }
+        GpuContext ctx = GpuContext.forDevice(device);
+        System.out.println("device: " + ctx.device() + ", L2 " + Bytes.format(ctx.device().l2CacheBytes())
+                + ", free " + Bytes.format(ctx.memoryInfo()[0]));
+        GpuSelfTest t = new GpuSelfTest(ctx, seed);
+        t.run("kernel images", t::images);
+        t.run("device memory pool", t::memoryPool);
+        t.run("copy bandwidth", t::copyBandwidth);
+        t.run("gemm", t::gemm);
+        t.run("hessian", t::hessian);
+        t.run("find_params", t::findParams);
+        t.run("quantize group", t::quantizeGroup);
+        t.run("lazy update", t::lazyUpdate);
+        t.run("gptq linear", t::gptqLinear);
+        t.run("cholesky inverse", t::choleskyInverse);
+        if (big) {
+            int n = bigN;
+            int rows = bigRows;
+            t.run("big hessian + cholesky", m -> t.bigHessianAndCholesky(m, n, rows));
+        }
+        System.out.println();
+        System.out.println("PERF summary (device " + ctx.device().name() + "):");
+        t.perfLines.forEach(l -> System.out.println("  " + l));
+        System.out.println("SUMMARY: " + t.passed + " PASS, " + t.failures.size() + " FAIL, seed " + seed);
+        t.failures.forEach(f -> System.out.println("  FAILED: " + f));
+        System.exit(t.failures.isEmpty() ? 0 : 1);
+    }
+
+    /** Runs one group of checks in its own memory pool, which frees everything even if the check throws. */
+    private void run(String name, Check check) {
+        System.out.println("== " + name);
+        long t0 = System.nanoTime();
+        DeviceMemory memory = new DeviceMemory(ctx, DeviceMemory.defaultBudget(ctx));
+        try {
+            check.run(memory);
+            ctx.synchronize();
+        } catch (Throwable e) {
+            fail(name, "threw " + e);
+            e.printStackTrace(System.out);
+        } finally {
+            int live = memory.liveCount();
+            try {
+                memory.close();
+            } catch (RuntimeException e) {
+                fail(name, "freeing its device memory failed: " + e);
+            }
+            if (live != 0) {
+                System.out.println("      (" + live + " allocation(s) freed by the pool's close)");
+            }
+        }
+        System.out.printf(Locale.ROOT, "      %s: %.1f s wall, pool peak %s%n", name, (System.nanoTime() - t0) / 1e9,
+                Bytes.format(memory.peak()));
+    }
+
+    private void expect(boolean ok, String name, String detail) {
+        if (ok) {
+            passed++;
+            System.out.println("PASS  " + name + ": " + detail);
+        } else {
+            fail(name, detail);
+        }
+    }
+
+    private void fail(String name, String detail) {
+        failures.add(name + ": " + detail);
+        System.out.println("FAIL  " + name + ": " + detail);
+    }
+
+    private void perf(String line) {
+        perfLines.add(line);
+        System.out.println("PERF  " + line);
+    }
+
+    private void perfFlops(String what, double flops, double ms) {
+        double rate = flops / (ms / 1e3);
+        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.1f TFLOP/s = %.0f%% of %.0f TFLOP/s fp32", what, ms,
+                rate / 1e12, 100 * rate / PEAK_FP32, PEAK_FP32 / 1e12));
+    }
+
+    private void perfBytes(String what, double bytes, double ms) {
+        double rate = bytes / (ms / 1e3);
+        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.0f GB/s = %.0f%% of %.1f TB/s", what, ms, rate / 1e9,
+                100 * rate / PEAK_BYTES, PEAK_BYTES / 1e12));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // infrastructure
+
+    private void images(DeviceMemory memory) {
+        for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY)) {
+            GpuContext.LoadedModule m = ctx.module(family);
+            expect(m.image().kind() == KernelImages.Kind.CUBIN || ctx.device().capability().arch() > 90,
+                    "image " + family, "loaded " + m.image() + " on compute " + ctx.device().capability());
+            // the PTX path is what devices without a cubin take: it must JIT here too
+            KernelImages.KernelImage ptx = KernelImages.load(family,
+                    new KernelImages.Choice(KernelImages.Kind.PTX, KernelImages.PTX_ARCH));
+            long t0 = System.nanoTime();
+            CUmodule module = new CUmodule();
+            JCudaDriver.cuModuleLoadData(module, ptx.data());
+            JCudaDriver.cuModuleUnload(module);
+            expect(true, "ptx jit " + family, String.format(Locale.ROOT, "compute_%d PTX (%d bytes) JIT-loaded in %.0f ms",
+                    KernelImages.PTX_ARCH, ptx.data().length, (System.nanoTime() - t0) / 1e6));
+        }
+    }
+
+    private void memoryPool(DeviceMemory unused) {
+        long mib = 1L << 20;
+        long freeBefore = ctx.memoryInfo()[0];
+        DeviceMemory pool = new DeviceMemory(ctx, 64 * mib);
+        try {
+            pool.allocate("A", 40 * mib);
+            String message = "";
+            try {
+                pool.allocate("second block B", 30 * mib);
+            } catch (DeviceMemoryException e) {
+                message = e.getMessage();
+            }
+            expect(message.contains("second block B") && message.contains(String.valueOf(30 * mib))
+                    && message.contains(String.valueOf(64 * mib)) && message.contains("A "),
+                    "budget refusal", "'" + message + "'");
+            DeviceBuffer c = pool.allocate("C", 20 * mib);
+            expect(pool.inUse() == 60 * mib && pool.peak() == 60 * mib, "budget accounting",
+                    "in use " + pool.inUse() + ", peak " + pool.peak());
+            pool.free(c);
+            expect(pool.inUse() == 40 * mib && pool.peak() == 60 * mib, "budget release",
+                    "in use " + pool.inUse() + ", peak " + pool.peak());
+            pool.allocate("D", 10 * mib);
+            throw new IllegalStateException("a task failing with allocations live");
+        } catch (IllegalStateException expected) {
+            pool.close();
+        }
+        long freeAfter = ctx.memoryInfo()[0];
+        expect(pool.liveCount() == 0 && freeAfter >= freeBefore - 4 * mib, "close after failure frees all",
+                "device free before " + Bytes.format(freeBefore) + ", after " + Bytes.format(freeAfter));
+        long total = ctx.memoryInfo()[1];
+        try (DeviceMemory huge = new DeviceMemory(ctx, Long.MAX_VALUE / 2)) {
+            String message = "";
+            try {
+                huge.allocate("more than the device", total + (1L << 30));
+            } catch (DeviceMemoryException e) {
+                message = e.getMessage();
+            }
+            expect(message.contains("more than the device") && message.contains("free") && huge.inUse() == 0,
+                    "device out of memory", "'" + message + "'");
+        }
+    }
+
+    private void copyBandwidth(DeviceMemory memory) {
+        long bytes = 4L << 30;
+        DeviceBuffer a = memory.allocate("copy source", bytes);
+        DeviceBuffer b = memory.allocate("copy target", bytes);
+        a.fill32(0, bytes / 4, 0x3f800000);
+        b.copyFromDevice(a, 0, 0, bytes);
+        double ms = median(5, () -> b.copyFromDevice(a, 0, 0, bytes));
+        perfBytes("device-to-device copy 4 GiB (read + write counted)", 2.0 * bytes, ms);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // (c) and the building block of everything: GEMM
+
+    private void gemm(DeviceMemory memory) {
+        EnumSet<GemmOption> none = EnumSet.noneOf(GemmOption.class);
+        gemmCase(memory, true, 333, 517, 77, 1.5f, 0.5f, none, false);
+        gemmCase(memory, false, 300, 260, 129, -1f, 0f, none, false);
+        gemmCase(memory, true, 389, 389, 50, 1f, 1f, EnumSet.of(GemmOption.C_UPPER_ONLY), false);
+        gemmCase(memory, false, 270, 190, 270, 1f, 0f, EnumSet.of(GemmOption.A_UPPER_TRIANGULAR), false);
+        gemmCase(memory, true, 270, 190, 270, 0.75f, 0f, EnumSet.of(GemmOption.A_UPPER_TRIANGULAR), false);
+        gemmCase(memory, false, 150, 333, 333, 1f, 0f, EnumSet.of(GemmOption.B_UPPER_TRIANGULAR), false);
+        gemmCase(memory, true, 131, 257, 33, 2f, -1f, none, true);
+        gemmCase(memory, false, 129, 131, 300, 1f, 1f, EnumSet.of(GemmOption.C_UPPER_ONLY), true);
+        gemmCase(memory, false, 1, 1, 1, 1f, 0f, none, false);
+        gemmCase(memory, true, 64, 80, 0, 1f, 0.5f, none, false);
+
+        int n = 8192;
+        DeviceMatrix a = memory.matrix("perf A", n, n);
+        DeviceMatrix b = memory.matrix("perf B", n, n);
+        DeviceMatrix c = memory.matrix("perf C", n, n);
+        fillRandom(a);
+        fillRandom(b);
+        double flops = 2.0 * n * n * n;
+        perfFlops("gemm TN 8192³", flops, median(3, () -> dense.gemm(a, true, b, c, 1f, 0f)));
+        perfFlops("gemm NN 8192³", flops, median(3, () -> dense.gemm(a, false, b, c, 1f, 0f)));
+    }
+
+    /**
+     * C = beta·C + alpha·op(A)·B on random data against an fp64 BLAS reference. Elements a triangular option says are
+     * not read are NaN on the device, so reading them shows; with C_UPPER_ONLY the lower triangle must keep its
+     * sentinel; with beta = 0 C starts as NaN. {@code views} puts every operand at an odd offset with padded rows.
+     */
+    private void gemmCase(DeviceMemory memory, boolean transA, int m, int n, int k, float alpha, float beta,
+            EnumSet<GemmOption> options, boolean views) {
+        boolean triA = options.contains(GemmOption.A_UPPER_TRIANGULAR);
+        boolean triB = options.contains(GemmOption.B_UPPER_TRIANGULAR);
+        boolean upperC = options.contains(GemmOption.C_UPPER_ONLY);
+        int aRows = transA ? k : m;
+        int aCols = transA ? m : k;
+        float[] a = gaussian(aRows * aCols, 1f);
+        float[] b = gaussian(k * n, 1f);
+        float[] c = gaussian(m * n, 1f);
+        double[] aRef = toDouble(a);
+        double[] bRef = toDouble(b);
+        float[] aDev = a.clone();
+        float[] bDev = b.clone();
+        for (int r = 0; r < aRows; r++) {
+            for (int q = 0; q < aCols; q++) {
+                int mm = transA ? q : r;
+                int kk = transA ? r : q;
+                if (triA && kk < mm) {
+                    aRef[r * aCols + q] = 0;
+                    aDev[r * aCols + q] = Float.NaN;
+                }
+            }
+        }
+        for (int kk = 0; kk < k; kk++) {
+            for (int nn = 0; nn < n; nn++) {
+                if (triB && kk > nn) {
+                    bRef[kk * n + nn] = 0;
+                    bDev[kk * n + nn] = Float.NaN;
+                }
+            }
+        }
+        final float sentinel = 7.25f;
+        float[] cDev = c.clone();
+        for (int r = 0; r < m; r++) {
+            for (int q = 0; q < n; q++) {
+                if (upperC && q < r) {
+                    cDev[r * n + q] = sentinel;
+                } else if (beta == 0f) {
+                    cDev[r * n + q] = Float.NaN;
+                }
+            }
+        }
+        double[] ref = new double[m * n];
+        if (k == 0) {
+            for (int i = 0; i < ref.length; i++) {
+                ref[i] = beta * (double) c[i];
+            }
+        } else {
+            if (beta != 0f) {
+                ref = toDouble(c);
+            }
+            DBLAS.dgemm("N", transA ? "T" : "N", n, m, k, alpha, bRef, 0, n, aRef, 0, aCols, beta, ref, 0, n);
+        }
+        DeviceMatrix da = place(memory, "A", aRows, aCols, aDev, views);
+        DeviceMatrix db = place(memory, "B", k, n, bDev, views);
+        DeviceMatrix dc = place(memory, "C", m, n, cDev, views);
+        dense.gemm(da, transA, db, dc, alpha, beta, options);
+        float[] got = new float[m * n];
+        dc.download(0, m, got, 0);
+        double num = 0;
+        double den = 0;
+        int untouched = 0;
+        int badLower = 0;
+        for (int r = 0; r < m; r++) {
+            for (int q = 0; q < n; q++) {
+                int i = r * n + q;
+                if (upperC && q < r) {
+                    if (Float.floatToRawIntBits(got[i]) != Float.floatToRawIntBits(sentinel)) {
+                        badLower++;
+                    }
+                    continue;
+                }
+                if (!Float.isFinite(got[i])) {
+                    untouched++;
+                }
+                num += (got[i] - ref[i]) * (got[i] - ref[i]);
+                den += ref[i] * ref[i];
+            }
+        }
+        double err = den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+        String name = String.format(Locale.ROOT, "gemm %s %d×%d×%d α=%s β=%s %s%s", transA ? "TN" : "NN", m, n, k,
+                alpha, beta, options.isEmpty() ? "" : options.toString(), views ? " (unaligned views)" : "");
+        expect(err <= 1e-5 && untouched == 0 && badLower == 0, name, String.format(Locale.ROOT,
+                "rel err %.2e vs fp64 (tol 1e-5), non-finite %d, lower triangle overwritten %d", err, untouched,
+                badLower));
+        for (DeviceMatrix d : List.of(da, db, dc)) {
+            memory.free(d.buffer());
+        }
+    }
+
+    /** A device matrix holding {@code data}; with {@code view}, at an odd offset with padded rows. */
+    private static DeviceMatrix place(DeviceMemory memory, String what, int rows, int cols, float[] data, boolean view) {
+        long offset = view ? 1 : 0;
+        long ld = view ? cols + 3 : Math.max(1, cols);
+        long floats = offset + (long) Math.max(rows, 1) * ld + 4;
+        DeviceBuffer buf = memory.allocateFloats(what, floats);
+        buf.fill32(0, floats, Float.floatToRawIntBits(Float.NaN));
+        DeviceMatrix d = new DeviceMatrix(buf, offset, rows, cols, ld);
+        if (rows > 0 && cols > 0) {
+            d.upload(0, rows, data, 0);
+        }
+        return d;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // (a) Hessian accumulation
+
+    private void hessian(DeviceMemory memory) {
+        int n = 3000;
+        int chunk = 512;
+        int batches = 3;
+        float[] x = gaussian(batches * chunk * n, 1f);
+        DeviceMatrix h = memory.matrix("H", n, n);
+        DeviceMatrix xs = memory.matrix("X chunk", chunk, n);
+        h.buffer().zero();
+        for (int b = 0; b < batches; b++) {
+            xs.upload(0, chunk, x, b * chunk * n);
+            dense.accumulateGram(xs, h);
+        }
+        dense.symmetrize(h, 1f / batches);
+        float[] got = h.download();
+        Hessian twin = new Hessian(n);
+        for (int b = 0; b < batches; b++) {
+            twin.addBatch(x, b * chunk * n, chunk);
+        }
+        float[] cpu = twin.toMatrix();
+        double[] ref = new double[n * n];
+        DBLAS.dgemm("N", "T", n, n, batches * chunk, 1.0 / batches, toDouble(x), 0, n, toDouble(x), 0, n, 0, ref, 0, n);
+        double errGpu = relErr(got, ref);
+        double errCpu = relErr(cpu, ref);
+        int asymmetric = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = i + 1; j < n; j++) {
+                if (Float.floatToRawIntBits(got[i * n + j]) != Float.floatToRawIntBits(got[j * n + i])) {
+                    asymmetric++;
+                }
+            }
+        }
+        expect(errGpu <= Math.max(8 * errCpu, 2e-6) && asymmetric == 0, "hessian n=3000 from 3×512 rows",
+                String.format(Locale.ROOT, "rel err GPU %.2e, CPU twin (Hessian) %.2e vs fp64; GPU vs twin %.2e;"
+                        + " asymmetric %d", errGpu, errCpu, relErr(got, toDouble(cpu)), asymmetric));
+        memory.free(h.buffer());
+        memory.free(xs.buffer());
+
+        int pn = 8192;
+        int rows = 8192;
+        DeviceMatrix ph = memory.matrix("perf H", pn, pn);
+        DeviceMatrix px = memory.matrix("perf X", rows, pn);
+        fillRandom(px);
+        ph.buffer().zero();
+        perfFlops("hessian accumulate n=8192 rows=8192 (upper half, n(n+1)·rows flops)", (double) pn * (pn + 1) * rows,
+                median(3, () -> dense.accumulateGram(px, ph)));
+        perfBytes("hessian symmetrize n=8192", 2.0 * pn * pn * 4, median(3, () -> dense.symmetrize(ph, 1f)));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // (b) find_params and the group quantization
+
+    private void findParams(DeviceMemory memory) {
+        int cols = 4100;
+        int maxRows = 256;
+        DeviceMatrix w = memory.matrix("W", maxRows, cols);
+        int[] bitsList = {2, 3, 4, 5, 6, 8};
+        int[] groups = {32, 64, 128, 256};
+        String[] kinds = {"gaussian", "heavy-tailed", "zero column", "tiny (fp16 subnormal scales)"};
+        int cases = 0;
+        int exact = 0;
+        List<String> mismatches = new ArrayList<>();
+        try (GptqKernels.Workspace ws = new GptqKernels.Workspace(memory, cols, maxRows)) {
+            for (int kind = 0; kind < kinds.length; kind++) {
+                for (int bi = 0; bi < bitsList.length; bi++) {
+                    int bits = bitsList[bi];
+                    int g = groups[(bi + kind) % groups.length];
+                    int a = (kind == 1 && g <= 128) ? 64 : 0;
+                    float[] host = weights(maxRows, cols, kind);
+                    w.upload(host);
+                    gptq.findParams(w, a, a + g, bits, ws);
+                    GptqKernels.GroupScales got = ws.read();
+                    AdaptiveGptq.ScaleSearch twin = AdaptiveGptq.findParams(host, a, a + g, cols, bits);
+                    int scaleDiff = 0;
+                    int codeDiff = 0;
+                    for (int n = 0; n < cols; n++) {
+                        scaleDiff += Float.floatToRawIntBits(got.scale()[n]) != Float.floatToRawIntBits(twin.scale()[n])
+                                ? 1 : 0;
+                        codeDiff += got.codes()[n] != twin.codes()[n] ? 1 : 0;
+                    }
+                    cases++;
+                    if (scaleDiff == 0 && codeDiff == 0 && got.maxHalf() == twin.maxHalf()) {
+                        exact++;
+                    } else {
+                        mismatches.add(String.format(Locale.ROOT, "%s bits=%d rows [%d,%d): scales %d, codes %d,"
+                                        + " max %04x vs %04x, GPU grid argmin %d", kinds[kind], bits, a, a + g, scaleDiff,
+                                codeDiff, got.maxHalf(), twin.maxHalf(), argmin(got.gridErrors())));
+                    }
+                }
+            }
+        }
+        expect(exact == cases, "find_params vs AdaptiveGptq.findParams (bit-exact)", exact + "/" + cases
+                + " groups identical (scales, codes, q_scale_max) over bits 2..8, groups 32..256, 4100 columns"
+                + (mismatches.isEmpty() ? "" : "; " + mismatches));
+        memory.free(w.buffer());
+
+        int pcols = 14336;
+        DeviceMatrix pw = memory.matrix("perf W", 128, pcols);
+        fillRandom(pw);
+        try (GptqKernels.Workspace ws = new GptqKernels.Workspace(memory, pcols, 128)) {
+            double ms = median(5, () -> gptq.findParams(pw, 0, 128, 4, ws));
+            perf(String.format(Locale.ROOT, "find_params group 128×14336 4-bit: %.3f ms (97-point grid, %.1f G"
+                    + " element-evaluations/s)", ms, 97.0 * 128 * pcols / (ms / 1e3) / 1e9));
+        }
+    }
+
+    private void quantizeGroup(DeviceMemory memory) {
+        int rows = 384;
+        int cols = 1000;
+        float[] u = inverseFactor(rows, rows, 0.12f);
+        float[] w0 = gaussian(rows * cols, 0.05f);
+        DeviceMatrix w = memory.matrix("W", rows, cols);
+        DeviceMatrix du = memory.matrix("U", rows, rows);
+        DeviceMatrix deq = memory.matrix("dequant", rows, cols);
+        DeviceMatrix err = memory.matrix("E", 128, cols);
+        DeviceBuffer codes = memory.allocate("codes", (long) rows * cols);
+        DeviceBuffer scale = memory.allocateFloats("scales", cols);
+        w.upload(w0);
+        du.upload(u);
+        int[][] cases = {{4, 0, 128}, {2, 128, 256}, {8, 256, 384}, {3, 100, 164}, {6, 383, 384}};
+        for (int[] cs : cases) {
+            int bits = cs[0];
+            int a = cs[1];
+            int b = cs[2];
+            float[] wc = w0.clone();
+            AdaptiveGptq.ScaleSearch s = AdaptiveGptq.findParams(wc, a, b, cols, bits);
+            byte[][] codesCpu = new byte[rows][cols];
+            float[] deqCpu = new float[rows * cols];
+            float[] errCpu = new float[(b - a) * cols];
+            AdaptiveGptq.quantizeGroup(wc, rows, cols, u, a, b, bits, s.scale(), codesCpu, deqCpu, errCpu);
+            scale.copyFromHost(s.scale(), 0, cols, 0);
+            deq.buffer().fill32(0, (long) rows * cols, Float.floatToRawIntBits(Float.NaN));
+            gptq.quantizeGroup(w, du, a, b, bits, scale, codes, deq, err);
+            byte[] codesGpu = new byte[(b - a) * cols];
+            codes.copyToHost((long) a * cols, codesGpu, 0, codesGpu.length);
+            float[] deqGpu = new float[(b - a) * cols];
+            deq.download(a, b - a, deqGpu, 0);
+            float[] errGpu = new float[(b - a) * cols];
+            err.download(0, b - a, errGpu, 0);
+            int codeDiff = 0;
+            int deqDiff = 0;
+            int errDiff = 0;
+            for (int i = 0; i < (b - a) * cols; i++) {
+                codeDiff += codesGpu[i] != codesCpu[a + i / cols][i % cols] ? 1 : 0;
+                deqDiff += Float.floatToRawIntBits(deqGpu[i]) != Float.floatToRawIntBits(deqCpu[a * cols + i]) ? 1 : 0;
+                errDiff += Float.floatToRawIntBits(errGpu[i]) != Float.floatToRawIntBits(errCpu[i]) ? 1 : 0;
+            }
+            expect(codeDiff + deqDiff + errDiff == 0,
+                    "quantize group bits=" + bits + " rows [" + a + "," + b + ") × " + cols,
+                    "differing from AdaptiveGptq.quantizeGroup bit for bit: codes " + codeDiff + ", dequant " + deqDiff
+                            + ", errors " + errDiff + " of " + (b - a) * cols);
+        }
+        for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), deq.buffer(), err.buffer(), codes, scale)) {
+            memory.free(d);
+        }
+
+        int prow = 4096;
+        int pcols = 14336;
+        DeviceMatrix pw = memory.matrix("perf W", prow, pcols);
+        DeviceMatrix pu = memory.matrix("perf U", prow, prow);
+        DeviceMatrix pd = memory.matrix("perf dequant", prow, pcols);
+        DeviceMatrix pe = memory.matrix("perf E", 128, pcols);
+        DeviceBuffer pc = memory.allocate("perf codes", (long) prow * pcols);
+        DeviceBuffer ps = memory.allocateFloats("perf scales", pcols);
+        fillRandom(pw);
+        fillRandom(pu);
+        ps.fill32(0, pcols, Float.floatToRawIntBits(0.01f));
+        double ms = median(3, () -> gptq.quantizeGroup(pw, pu, 0, 128, 4, ps, pc, pd, pe));
+        perf(String.format(Locale.ROOT, "quantize group 128 rows × 14336 cols: %.3f ms", ms));
+    }
+
+    private void lazyUpdate(DeviceMemory memory) {
+        int rows = 384;
+        int cols = 1000;
+        int a = 128;
+        int b = 192;
+        float[] u = inverseFactor(rows, rows, 0.12f);
+        float[] w0 = gaussian(rows * cols, 0.05f);
+        float[] e = gaussian((b - a) * cols, 0.01f);
+        DeviceMatrix w = memory.matrix("W", rows, cols);
+        DeviceMatrix du = memory.matrix("U", rows, rows);
+        DeviceMatrix de = memory.matrix("E", b - a, cols);
+        w.upload(w0);
+        du.upload(u);
+        de.upload(e);
+        gptq.lazyUpdate(w, du, a, b, de);
+        float[] got = w.download();
+        float[] cpu = w0.clone();
+        DenseMath.gemm(true, false, rows - b, cols, b - a, -1f, u, a * rows + b, rows, e, 0, cols, 1f, cpu, b * cols,
+                cols);
+        double[] ref = toDouble(w0);
+        DBLAS.dgemm("N", "T", cols, rows - b, b - a, -1.0, toDouble(e), 0, cols, toDouble(u), a * rows + b, rows, 1.0,
+                ref, b * cols, cols);
+        int headChanged = 0;
+        for (int i = 0; i < b * cols; i++) {
+            headChanged += Float.floatToRawIntBits(got[i]) != Float.floatToRawIntBits(w0[i]) ? 1 : 0;
+        }
+        float[] gotTail = Arrays.copyOfRange(got, b * cols, rows * cols);
+        double[] refTail = Arrays.copyOfRange(ref, b * cols, rows * cols);
+        double[] deltaRef = new double[refTail.length];
+        double[] deltaGot = new double[refTail.length];
+        for (int i = 0; i < refTail.length; i++) {
+            deltaRef[i] = refTail[i] - w0[b * cols + i];
+            deltaGot[i] = gotTail[i] - (double) w0[b * cols + i];
+        }
+        double errGpu = relErr(gotTail, refTail);
+        double errCpu = relErr(Arrays.copyOfRange(cpu, b * cols, rows * cols), refTail);
+        double deltaErr = relErr(deltaGot, deltaRef);
+        expect(headChanged == 0 && errGpu <= Math.max(8 * errCpu, 2e-6) && deltaErr < 1e-4,
+                "lazy update W[b:] -= U[a:b,b:]ᵀ·E (rows 384, cols 1000, group [128,192))", String.format(Locale.ROOT,
+                        "rel err GPU %.2e, CPU twin %.2e vs fp64; update term rel err %.2e; rows before b changed %d",
+                        errGpu, errCpu, deltaErr, headChanged));
+        for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), de.buffer())) {
+            memory.free(d);
+        }
+
+        int prow = 14336;
+        int pcols = 4096;
+        DeviceMatrix pw = memory.matrix("perf W", prow, pcols);
+        DeviceMatrix pu = memory.matrix("perf U", prow, prow);
+        DeviceMatrix pe = memory.matrix("perf E", 128, pcols);
+        fillRandom(pw);
+        fillRandom(pu);
+        fillRandom(pe);
+        perfFlops("lazy update rows 14336 × cols 4096, group 128 (K=128)", 2.0 * (prow - 128) * pcols * 128,
+                median(3, () -> gptq.lazyUpdate(pw, pu, 0, 128, pe)));
+    }
+
+    /** A whole linear through the device steps, composed as the CUDA backend will, against AdaptiveGptq.quantize. */
+    private void gptqLinear(DeviceMemory memory) {
+        int in = 1024;
+        int out = 768;
+        int tokens = 2048;
+        float[] x = gaussian(tokens * in, 1f);
+        scaleColumns(x, tokens, in, 1.5);
+        Hessian hessian = new Hessian(in);
+        hessian.addBatch(x, 0, tokens);
+        AdaptiveGptq.Preparation prep = AdaptiveGptq.prepare(hessian.toMatrix(), in, "selftest.linear");
+        float[] weight = gaussian(out * in, 0.02f);
+        QParams qp = new QParams(new int[] {64, 128}, new int[] {6, 4}, new double[] {0.25, 0.75}, 4);
+        GptqResult twin = AdaptiveGptq.quantize(weight, out, in, prep, qp);
+
+        int rows = in;
+        int cols = out;
+        int[] perm = prep.perm();
+        float[] wPerm = new float[rows * cols];
+        for (int n = 0; n < cols; n++) {
+            for (int k = 0; k < rows; k++) {
+                wPerm[k * cols + n] = weight[n * rows + perm[k]];
+            }
+        }
+        DeviceMatrix w = memory.matrix("W", rows, cols);
+        DeviceMatrix u = memory.matrix("U", rows, rows);
+        DeviceMatrix deq = memory.matrix("dequant", rows, cols);
+        DeviceMatrix err = memory.matrix("E", 128, cols);
+        DeviceBuffer codes = memory.allocate("codes", (long) rows * cols);
+        w.upload(wPerm);
+        u.upload(prep.upperInverse());
+        int groupsDone = 0;
+        try (GptqKernels.Workspace ws = new GptqKernels.Workspace(memory, cols, 128)) {
+            for (QParams.Group g : qp.groups(rows)) {
+                long a = g.firstRow();
+                long b = g.endRow();
+                gptq.findParams(w, a, b, g.bits(), ws);
+                gptq.quantizeGroup(w, u, a, b, g.bits(), ws.scale(), codes, deq, err);
+                gptq.lazyUpdate(w, u, a, b, err);
+                groupsDone++;
+            }
+        }
+        byte[] codesGpu = new byte[rows * cols];
+        codes.copyToHost(0, codesGpu, 0, codesGpu.length);
+        float[] deqGpu = deq.download();
+        int firstGroupRows = (int) qp.groups(rows).get(0).rows();
+        int firstGroupDiff = 0;
+        int codeDiff = 0;
+        int maxStep = 0;
+        double num = 0;
+        double den = 0;
+        for (int k = 0; k < rows; k++) {
+            for (int n = 0; n < cols; n++) {
+                int gpuCode = codesGpu[k * cols + n] & 0xff;
+                int cpuCode = twin.code(k, n);
+                if (gpuCode != cpuCode) {
+                    codeDiff++;
+                    maxStep = Math.max(maxStep, Math.abs(gpuCode - cpuCode));
+                    if (k < firstGroupRows) {
+                        firstGroupDiff++;
+                    }
+                }
+                double d = deqGpu[k * cols + n] - twin.dequantized()[perm[k] * cols + n];
+                num += d * d;
+                den += (double) twin.dequantized()[perm[k] * cols + n] * twin.dequantized()[perm[k] * cols + n];
+            }
+        }
+        double agree = 1 - codeDiff / (double) (rows * cols);
+        // GPTQ's objective tr(Dᵀ·H·D), D = W − Q in the logical [in × out] layout, for both results
+        float[] dequantGpu = new float[rows * cols];
+        for (int k = 0; k < rows; k++) {
+            System.arraycopy(deqGpu, k * cols, dequantGpu, perm[k] * cols, cols);
+        }
+        float[] hm = hessian.toMatrix();
+        double lossGpu = gptqLoss(weight, dequantGpu, hm, rows, cols);
+        double lossCpu = gptqLoss(weight, twin.dequantized(), hm, rows, cols);
+        expect(firstGroupDiff == 0 && agree >= 0.95 && Math.abs(lossGpu / lossCpu - 1) < 0.02,
+                "gptq linear 768×1024, bits [6,4] (" + groupsDone + " groups) vs AdaptiveGptq.quantize",
+                String.format(Locale.ROOT, "first group identical (%d diffs); codes agree %.3f%% (later groups see the"
+                                + " lazy update's fp32 rounding), largest code step %d, dequant rel diff %.2e;"
+                                + " GPTQ loss tr(DᵀHD) GPU/CPU = %.5f", firstGroupDiff, 100 * agree, maxStep,
+                        Math.sqrt(num / den), lossGpu / lossCpu));
+    }
+
+    /** tr(Dᵀ·H·D) for D = W − Q, W given as the HF weight [out × in] and Q as [in × out]. */
+    private static double gptqLoss(float[] weightHf, float[] q, float[] h, int in, int out) {
+        float[] d = new float[in * out];
+        for (int k = 0; k < in; k++) {
+            for (int n = 0; n < out; n++) {
+                d[k * out + n] = weightHf[n * in + k] - q[k * out + n];
+            }
+        }
+        float[] hd = new float[in * out];
+        DenseMath.gemm(false, false, in, out, in, 1f, h, 0, in, d, 0, out, 0f, hd, 0, out);
+        double loss = 0;
+        for (int i = 0; i < d.length; i++) {
+            loss += (double) d[i] * hd[i];
+        }
+        return loss;
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // (d) Cholesky of the inverse
+
+    private void choleskyInverse(DeviceMemory memory) {
+        factorAndInverseCase(memory, 1000);
+        factorAndInverseCase(memory, 777);
+        choleskyCase(memory, 3001, 1500, 0.12f, 0, true);
+        choleskyCase(memory, 2500, 5000, 0.01f, 1.5, true);
+        choleskyCase(memory, 64, 64, 0.12f, 0, true);
+        choleskyCase(memory, 1, 4, 0.12f, 0, true);
+        choleskyCase(memory, 8192, 4096, 0.12f, 0, false);
+
+        int n = 700;
+        float[] bad = new float[n * n];
+        for (int i = 0; i < n; i++) {
+            bad[i * n + i] = i == 517 ? -1f : 1f;
+        }
+        DeviceMatrix h = memory.matrix("indefinite H", n, n);
+        h.upload(bad);
+        boolean gpuOk = cholesky.upperCholeskyOfInverse(h, memory);
+        boolean cpuOk = DenseMath.upperCholeskyOfInverse(bad.clone(), n);
+        expect(!gpuOk && !cpuOk, "cholesky inverse rejects an indefinite matrix", "GPU " + gpuOk + ", CPU twin " + cpuOk);
+        bad[3 * n + 3] = Float.NaN;
+        bad[517 * n + 517] = 1f;
+        h.upload(bad);
+        gpuOk = cholesky.upperCholeskyOfInverse(h, memory);
+        expect(!gpuOk, "cholesky inverse rejects NaN", "GPU returned " + gpuOk);
+        memory.free(h.buffer());
+    }
+
+    /**
+     * The two building blocks on their own: {@link CholeskyKernels#choleskyUpper} against LAPACK spotrf, and
+     * {@link CholeskyKernels#invertUpper} against strtri, both against fp64; the lower triangle (not to be touched)
+     * holds NaN on the device.
+     */
+    private void factorAndInverseCase(DeviceMemory memory, int n) {
+        float[] p = hessianMatrix(n, n / 2, 0.12f, 0.5);
+        double[] refR = toDouble(p);
+        intW info = new intW(0);
+        DLAPACK.dpotrf("L", n, refR, 0, n, info);
+        float[] cpuR = p.clone();
+        DLAPACK.spotrf("L", n, cpuR, 0, n, info);
+        float[] dev = p.clone();
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                dev[i * n + j] = Float.NaN;
+            }
+        }
+        DeviceMatrix d = memory.matrix("P", n, n);
+        d.upload(dev);
+        long status = cholesky.choleskyUpper(d, memory);
+        float[] gotR = d.download();
+        double errGpu = relErrUpper(gotR, refR, n);
+        double errCpu = relErrUpper(cpuR, refR, n);
+        expect(status == 0 && lowerIsNaN(gotR, n) && errGpu <= Math.max(8 * errCpu, 1e-6), "cholesky factor n=" + n,
+                String.format(Locale.ROOT, "rel err GPU %.2e, LAPACK spotrf %.2e vs fp64; lower triangle untouched %s",
+                        errGpu, errCpu, lowerIsNaN(gotR, n)));
+
+        float[] r = new float[n * n];
+        double[] refInv = new double[n * n];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                r[i * n + j] = j >= i ? (float) refR[i * n + j] : Float.NaN;
+                refInv[i * n + j] = j >= i ? r[i * n + j] : 0;
+            }
+        }
+        DLAPACK.dtrtri("L", "N", n, refInv, 0, n, info);
+        float[] cpuInv = r.clone();
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                cpuInv[i * n + j] = 0f;
+            }
+        }
+        DLAPACK.strtri("L", "N", n, cpuInv, 0, n, info);
+        d.upload(r);
+        cholesky.invertUpper(d, memory);
+        float[] gotInv = d.download();
+        errGpu = relErrUpper(gotInv, refInv, n);
+        errCpu = relErrUpper(cpuInv, refInv, n);
+        expect(lowerIsNaN(gotInv, n) && errGpu <= Math.max(8 * errCpu, 1e-6), "triangular inverse n=" + n,
+                String.format(Locale.ROOT, "rel err GPU %.2e, LAPACK strtri %.2e vs fp64; lower triangle untouched %s",
+                        errGpu, errCpu, lowerIsNaN(gotInv, n)));
+        memory.free(d.buffer());
+    }
+
+    private static double relErrUpper(float[] got, double[] ref, int n) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = i; j < n; j++) {
+                double e = got[i * n + j] - ref[i * n + j];
+                num += e * e;
+                den += ref[i * n + j] * ref[i * n + j];
+            }
+        }
+        return Double.isNaN(num) ? Double.POSITIVE_INFINITY : Math.sqrt(num / den);
+    }
+
+    private static boolean lowerIsNaN(float[] m, int n) {
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                if (!Float.isNaN(m[i * n + j])) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /**
+     * U of a GPTQ-like damped Hessian H = XᵀX/t + damp·mean(diag)·I (columns of X scaled by 10^uniform(±spread)) on
+     * the device, vs the CPU twin and, where affordable, an fp64 LAPACK reference.
+     */
+    private void choleskyCase(DeviceMemory memory, int n, int tokens, float damp, double spread, boolean fp64) {
+        float[] hm = hessianMatrix(n, tokens, damp, spread);
+        DeviceMatrix h = memory.matrix("H", n, n);
+        h.upload(hm);
+        long t0 = System.nanoTime();
+        float[] cpu = hm.clone();
+        boolean cpuOk = DenseMath.upperCholeskyOfInverse(cpu, n);
+        double cpuMs = (System.nanoTime() - t0) / 1e6;
+        GpuTimer timer = new GpuTimer(ctx).start();
+        boolean gpuOk = cholesky.upperCholeskyOfInverse(h, memory);
+        double gpuMs = timer.stopMillis();
+        timer.close();
+        float[] got = h.download();
+        int lowerNonZero = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                lowerNonZero += got[i * n + j] != 0f ? 1 : 0;
+            }
+        }
+        String name = String.format(Locale.ROOT, "cholesky inverse n=%d (t=%d, damp %.2f, spread ±%.1f decades)", n,
+                tokens, damp, spread);
+        if (fp64) {
+            double[] ref = upperCholeskyOfInverseF64(hm, n);
+            double errGpu = relErr(got, ref);
+            double errCpu = relErr(cpu, ref);
+            expect(gpuOk && cpuOk && lowerNonZero == 0 && errGpu <= Math.max(8 * errCpu, 1e-5), name,
+                    String.format(Locale.ROOT, "rel err GPU %.2e, CPU twin %.2e vs fp64 LAPACK; GPU vs twin %.2e;"
+                            + " lower nonzero %d", errGpu, errCpu, relErr(got, toDouble(cpu)), lowerNonZero));
+        } else {
+            double diff = relErr(got, toDouble(cpu));
+            expect(gpuOk && cpuOk && lowerNonZero == 0 && diff < 1e-4, name, String.format(Locale.ROOT,
+                    "GPU vs CPU twin rel diff %.2e; lower nonzero %d", diff, lowerNonZero));
+            perfFlops(String.format(Locale.ROOT, "cholesky inverse n=%d (2n³/3 flops; CPU twin %.0f ms on %s)", n,
+                    cpuMs, DenseMath.blasName()), 2.0 * n * n * (double) n / 3, gpuMs);
+        }
+        memory.free(h.buffer());
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // the 64-bit case: a 49152-wide Hessian and its inverse factor
+
+    private void bigHessianAndCholesky(DeviceMemory memory, int n, int rows) {
+        int chunk = 512;
+        long elements = (long) n * n;
+        System.out.printf(Locale.ROOT, "      H %d×%d = %d elements (%s 2^31), X %d×%d%n", n, n, elements,
+                elements > Integer.MAX_VALUE ? ">" : "<=", rows, n);
+        long t0 = System.nanoTime();
+        float[] x = new float[Math.multiplyExact(rows, n)];
+        long xSeed = random.nextLong();
+        IntStream.range(0, rows).parallel().forEach(r -> {
+            SplittableRandom rr = new SplittableRandom(xSeed + r);
+            for (int c = 0; c < n; c++) {
+                x[r * n + c] = (float) rr.nextGaussian();
+            }
+        });
+        System.out.printf(Locale.ROOT, "      host X generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        DeviceMatrix h = memory.matrix("big H", n, n);
+        DeviceMatrix xs = memory.matrix("X chunk", chunk, n);
+        h.buffer().zero();
+        int batches = rows / chunk;
+        double accMs = 0;
+        try (GpuTimer timer = new GpuTimer(ctx)) {
+            for (int b = 0; b < batches; b++) {
+                xs.upload(0, chunk, x, b * chunk * n);
+                timer.start();
+                dense.accumulateGram(xs, h);
+                accMs += timer.stopMillis();
+            }
+            timer.start();
+            dense.symmetrize(h, 1f / batches);
+            perfBytes("symmetrize n=" + n, 2.0 * elements * 4, timer.stopMillis());
+        }
+        perfFlops("hessian accumulate n=" + n + " from " + rows + " rows in chunks of " + chunk,
+                (double) n * (n + 1) * rows, accMs);
+
+        // whole rows (upper and mirrored lower parts, flat offsets past 2^31) and scattered entries vs fp64 dots
+        int[] sampleRows = {0, 1, 12345, 43690, 43691, n - 2, n - 1};
+        double worst = 0;
+        int checked = 0;
+        double[] diag = new double[n];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < n; c++) {
+                diag[c] += (double) x[r * n + c] * x[r * n + c];
+            }
+        }
+        for (int c = 0; c < n; c++) {
+            diag[c] /= batches;
+        }
+        float[] row = new float[n];
+        for (int i : sampleRows) {
+            if (i >= n) {
+                continue;
+            }
+            h.download(i, 1, row, 0);
+            double[] ref = new double[n];
+            for (int r = 0; r < rows; r++) {
+                double xi = x[r * n + i];
+                int off = r * n;
+                for (int c = 0; c < n; c++) {
+                    ref[c] += xi * x[off + c];
+                }
+            }
+            for (int c = 0; c < n; c++) {
+                double e = Math.abs(row[c] - ref[c] / batches) / Math.sqrt(diag[i] * diag[c]);
+                worst = Math.max(worst, Double.isNaN(e) ? Double.POSITIVE_INFINITY : e);
+                checked++;
+            }
+        }
+        float[] one = new float[1];
+        for (int s = 0; s < 2000; s++) {
+            int i = random.nextInt(n);
+            int j = random.nextInt(n);
+            h.buffer().copyToHost((long) i * n + j, one, 0, 1);
+            double ref = 0;
+            for (int r = 0; r < rows; r++) {
+                ref += (double) x[r * n + i] * x[r * n + j];
+            }
+            double e = Math.abs(one[0] - ref / batches) / Math.sqrt(diag[i] * diag[j]);
+            worst = Math.max(worst, Double.isNaN(e) ? Double.POSITIVE_INFINITY : e);
+            checked++;
+        }
+        expect(worst < 1e-5, "hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
+                "%d entries (%d whole rows incl. row %d at flat offset %d, 2000 random): max |err|/sqrt(Hii·Hjj) %.2e",
+                checked, sampleRows.length, n - 1, (long) (n - 1) * n, worst));
+        memory.free(xs.buffer());
+
+        // GPTQ damping, then U with H⁻¹ = UᵀU; checked through (U·H·Uᵀ)[i][j] = δij with H kept in a copy
+        double mean = Arrays.stream(diag).sum() / n;
+        float damp = (float) (0.12 * mean);
+        dense.addDiagonal(h, damp);
+        DeviceMatrix h0 = memory.matrix("big H copy", n, n);
+        h0.buffer().copyFromDevice(h.buffer(), 0, 0, h.buffer().bytes());
+        boolean ok;
+        double ms;
+        try (GpuTimer timer = new GpuTimer(ctx)) {
+            timer.start();
+            ok = cholesky.upperCholeskyOfInverse(h, memory);
+            ms = timer.stopMillis();
+        }
+        perfFlops("cholesky inverse n=" + n + " (2n³/3 flops)", 2.0 * n * (double) n * n / 3, ms);
+        int[] probe = {0, 1, 777, 20000, 43691, n - 2, n - 1};
+        DeviceBuffer y = memory.allocate("H·u_j (fp64)", 8L * n);
+        double worstId = 0;
+        int lowerNonZero = 0;
+        float[][] uRows = new float[probe.length][n];
+        for (int p = 0; p < probe.length; p++) {
+            h.download(Math.min(probe[p], n - 1), 1, uRows[p], 0);
+            for (int c = 0; c < Math.min(probe[p], n); c++) {
+                lowerNonZero += uRows[p][c] != 0f ? 1 : 0;
+            }
+        }
+        double[] hy = new double[n];
+        for (int q = 0; q < probe.length; q++) {
+            int j = Math.min(probe[q], n - 1);
+            dense.gemvF64(h0, h.block(j, 0, 1, n), y);
+            y.copyToHost(0, hy, 0, n);
+            for (int p = 0; p < probe.length; p++) {
+                int i = Math.min(probe[p], n - 1);
+                double s = 0;
+                for (int c = i; c < n; c++) {
+                    s += uRows[p][c] * hy[c];
+                }
+                worstId = Math.max(worstId, Double.isNaN(s) ? Double.POSITIVE_INFINITY : Math.abs(s - (i == j ? 1 : 0)));
+            }
+        }
+        expect(ok && lowerNonZero == 0 && worstId < 5e-3, "cholesky inverse n=" + n + " (64-bit offsets)",
+                String.format(Locale.ROOT, "max |(U·H·Uᵀ)ij − δij| over %d×%d sampled pairs %.2e (fp64 residual of"
+                        + " fp32 U, damp %.3f); lower nonzero %d", probe.length, probe.length, worstId, damp,
+                        lowerNonZero));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // inputs and references
+
+    private float[] gaussian(int count, float sigma) {
+        float[] v = new float[count];
+        for (int i = 0; i < count; i++) {
+            v[i] = (float) (random.nextGaussian() * sigma);
+        }
+        return v;
+    }
+
+    /**
+     * Fills a device matrix (for timings) with N(0,1) values: one random block of 2^24 values, made once, uploaded
+     * at shifting offsets so rows differ.
+     */
+    private void fillRandom(DeviceMatrix m) {
+        if (perfBlock == null) {
+            perfBlock = gaussian(1 << 24, 1f);
+        }
+        int cols = Math.toIntExact(m.cols());
+        int rowsPerBlock = Math.max(1, Math.min((int) Math.min(m.rows(), Integer.MAX_VALUE), (1 << 23) / cols));
+        for (long r = 0; r < m.rows(); r += rowsPerBlock) {
+            int count = (int) Math.min(rowsPerBlock, m.rows() - r);
+            int shift = (int) ((r * 7919) % (1 << 22));
+            m.upload(r, count, perfBlock, shift);
+        }
+    }
+
+    /** Test weights of a kind: gaussian, heavy-tailed, with an all-zero column, or tiny enough for subnormal scales. */
+    private float[] weights(int rows, int cols, int kind) {
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) {
+            double g = random.nextGaussian();
+            w[i] = (float) switch (kind) {
+                case 1 -> 0.02 * g / Math.sqrt(0.05 + random.nextDouble());
+                case 3 -> 3e-6 * g;
+                default -> 0.02 * g;
+            };
+        }
+        if (kind == 2) {
+            for (int r = 0; r < rows; r++) {
+                w[r * cols + 17] = 0f;
+            }
+        }
+        return w;
+    }
+
+    private static void scaleColumns(float[] x, int rows, int cols, double decades) {
+        SplittableRandom r = new SplittableRandom(cols * 31L + rows);
+        for (int c = 0; c < cols; c++) {
+            float s = (float) Math.pow(10, decades * (2 * r.nextDouble() - 1));
+            for (int t = 0; t < rows; t++) {
+                x[t * cols + c] *= s;
+            }
+        }
+    }
+
+    /** GPTQ-like damped Hessian (float, row-major, full): XᵀX/t + damp·mean(diag)·I. */
+    private float[] hessianMatrix(int n, int tokens, float damp, double spread) {
+        float[] x = gaussian(tokens * n, 1f);
+        if (spread > 0) {
+            scaleColumns(x, tokens, n, spread);
+        }
+        float[] h = new float[n * n];
+        DenseMath.syrkTransposedUpper(n, tokens, 1f / tokens, x, 0, h);
+        DenseMath.mirrorUpper(h, n);
+        double mean = 0;
+        for (int i = 0; i < n; i++) {
+            mean += h[i * n + i];
+        }
+        float d = (float) (damp * mean / n);
+        for (int i = 0; i < n; i++) {
+            h[i * n + i] += d;
+        }
+        return h;
+    }
+
+    /** U of a GPTQ-like Hessian, computed by the CPU twin. */
+    private float[] inverseFactor(int n, int tokens, float damp) {
+        float[] h = hessianMatrix(n, tokens, damp, 0);
+        if (!DenseMath.upperCholeskyOfInverse(h, n)) {
+            throw new IllegalStateException("test Hessian not positive definite");
+        }
+        return h;
+    }
+
+    /** fp64 LAPACK: the upper Cholesky factor of the inverse, as DenseMath does in fp32. */
+    private static double[] upperCholeskyOfInverseF64(float[] h, int n) {
+        double[] a = toDouble(h);
+        intW info = new intW(0);
+        DLAPACK.dpotrf("L", n, a, 0, n, info);
+        DLAPACK.dpotri("L", n, a, 0, n, info);
+        DLAPACK.dpotrf("L", n, a, 0, n, info);
+        if (info.val != 0) {
+            throw new IllegalStateException("fp64 reference factorization failed: info " + info.val);
+        }
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                a[i * n + j] = 0;
+            }
+        }
+        return a;
+    }
+
+    private double median(int reps, Runnable work) {
+        work.run();
+        ctx.synchronize();
+        double[] ms = new double[reps];
+        try (GpuTimer timer = new GpuTimer(ctx)) {
+            for (int i = 0; i < reps; i++) {
+                timer.start();
+                work.run();
+                ms[i] = timer.stopMillis();
+            }
+        }
+        Arrays.sort(ms);
+        return ms[reps / 2];
+    }
+
+    private static int argmin(double[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] < v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private static double[] toDouble(float[] v) {
+        double[] d = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            d[i] = v[i];
+        }
+        return d;
+    }
+
+    private static double relErr(float[] got, double[] ref) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double d = got[i] - ref[i];
+            num += d * d;
+            den += ref[i] * ref[i];
+        }
+        return Double.isNaN(num) ? Double.POSITIVE_INFINITY : Math.sqrt(num / Math.max(den, Double.MIN_NORMAL));
+    }
+
+    private static double relErr(double[] got, double[] ref) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double d = got[i] - ref[i];
+            num += d * d;
+            den += ref[i] * ref[i];
+        }
+        return Double.isNaN(num) ? Double.POSITIVE_INFINITY : Math.sqrt(num / Math.max(den, Double.MIN_NORMAL));
+    }
+}

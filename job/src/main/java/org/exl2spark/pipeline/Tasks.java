@@ -1,0 +1,54 @@
+package org.exl2spark.pipeline;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.List;
+import org.exl2spark.model.BlockSpec;
+import org.exl2spark.model.ModelArchitecture;
+
+/** The small descriptors Spark ships to tasks and back; each names the work, never carries tensors. */
+public final class Tasks {
+    private Tasks() {
+    }
+
+    /** Calibration rows [firstRow, firstRow + rows) of one state file. */
+    public record Partition(int index, int firstRow, int rows) implements Serializable {
+        /** Partitions of {@code total} rows, {@code perPartition} rows each (the last may be smaller). */
+        public static List<Partition> of(int total, int perPartition) {
+            List<Partition> out = new ArrayList<>();
+            for (int first = 0, i = 0; first < total; first += perPartition, i++) {
+                out.add(new Partition(i, first, Math.min(perPartition, total - first)));
+            }
+            return out;
+        }
+    }
+
+    /** A forward of one layer or block over one partition. */
+    public record PartitionWork(int layer, Partition partition) implements Serializable {
+    }
+
+    /** One block of one layer: the unit of measurement and of quantization. */
+    public record BlockWork(int layer, BlockSpec.Kind kind) implements Serializable {
+        public BlockSpec block(ModelArchitecture arch) {
+            var l = arch.layer(layer);
+            return kind == BlockSpec.Kind.ATTENTION ? l.attention() : l.mlp();
+        }
+
+        @Override
+        public String toString() {
+            return "layer " + layer + " " + (kind == BlockSpec.Kind.ATTENTION ? "attention" : "mlp");
+        }
+    }
+
+    /** What a quantized-path forward reports: ExLlamaV2's relative block error summed over its rows. */
+    public record ForwardReport(double errorSum, int rows) implements Serializable {
+    }
+
+    /** What a measurement task reports: the block's best accuracy and how long it took. */
+    public record MeasureReport(String block, double bestAccuracy, double seconds) implements Serializable {
+    }
+
+    /** Every class above, for Kryo registration. */
+    public static final List<Class<?>> PAYLOADS = List.of(Partition.class, PartitionWork.class, BlockWork.class,
+            ForwardReport.class, MeasureReport.class, BlockSpec.Kind.class);
+}

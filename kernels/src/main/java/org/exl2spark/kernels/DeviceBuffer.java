@@ -1,0 +1,166 @@
+package org.exl2spark.kernels;
+
+import java.nio.ByteBuffer;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * One device allocation of a {@link DeviceMemory} pool. Offsets and sizes are bytes or elements as named, always
+ * 64-bit and bounds-checked; host arrays are addressed by int offsets (Java's own limit), device memory by long.
+ */
+public final class DeviceBuffer {
+    private final DeviceMemory owner;
+    private final String what;
+    private final long bytes;
+    private final CUdeviceptr pointer;
+    private final long address;
+    private final MemoryBudget.Allocation reservation;
+    private volatile boolean freed;
+
+    DeviceBuffer(DeviceMemory owner, String what, long bytes, CUdeviceptr pointer, long address,
+            MemoryBudget.Allocation reservation) {
+        this.owner = owner;
+        this.what = what;
+        this.bytes = bytes;
+        this.pointer = pointer;
+        this.address = address;
+        this.reservation = reservation;
+    }
+
+    public String what() {
+        return what;
+    }
+
+    public long bytes() {
+        return bytes;
+    }
+
+    /** The device address of byte {@code byteOffset} (0 … bytes) for kernel parameters. */
+    public long address(long byteOffset) {
+        checkLive();
+        if (byteOffset < 0 || byteOffset > bytes) {
+            throw new IndexOutOfBoundsException(what + ": byte offset " + byteOffset + " outside 0…" + bytes);
+        }
+        return address + byteOffset;
+    }
+
+    public long address() {
+        return address(0);
+    }
+
+    public void copyFromHost(float[] src, int srcOffset, int count, long dstElement) {
+        toDevice(Pointer.to(src).withByteOffset(4L * checkHost(src.length, srcOffset, count)), 4L * count,
+                4L * dstElement);
+    }
+
+    public void copyToHost(long srcElement, float[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
+                4L * count);
+    }
+
+    public void copyFromHost(byte[] src, int srcOffset, int count, long dstByte) {
+        toDevice(Pointer.to(src).withByteOffset(checkHost(src.length, srcOffset, count)), count, dstByte);
+    }
+
+    public void copyToHost(long srcByte, byte[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(checkHost(dst.length, dstOffset, count)), srcByte, count);
+    }
+
+    public void copyToHost(long srcElement, double[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(8L * checkHost(dst.length, dstOffset, count)), 8L * srcElement,
+                8L * count);
+    }
+
+    public void copyToHost(long srcElement, short[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(2L * checkHost(dst.length, dstOffset, count)), 2L * srcElement,
+                2L * count);
+    }
+
+    public void copyToHost(long srcElement, long[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(8L * checkHost(dst.length, dstOffset, count)), 8L * srcElement,
+                8L * count);
+    }
+
+    /** Copies a direct (off-heap) buffer's remaining bytes to device byte {@code dstByte}. */
+    public void copyFromHost(ByteBuffer direct, long dstByte) {
+        if (!direct.isDirect()) {
+            throw new IllegalArgumentException("copyFromHost(ByteBuffer) needs a direct buffer");
+        }
+        toDevice(Pointer.to(direct.slice()), direct.remaining(), dstByte);
+    }
+
+    /** Copies {@code count} bytes from another device buffer. */
+    public void copyFromDevice(DeviceBuffer src, long srcByte, long dstByte, long count) {
+        src.checkRange(srcByte, count);
+        checkRange(dstByte, count);
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemcpyDtoD(pointer.withByteOffset(dstByte), src.pointer.withByteOffset(srcByte), count);
+    }
+
+    /** Sets {@code words} 32-bit words starting at word {@code firstWord} to {@code bits}. */
+    public void fill32(long firstWord, long words, int bits) {
+        checkRange(4L * firstWord, 4L * words);
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemsetD32(pointer.withByteOffset(4L * firstWord), bits, words);
+    }
+
+    public void zero() {
+        checkLive();
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemsetD8(pointer, (byte) 0, bytes);
+    }
+
+    private void toDevice(Pointer host, long count, long dstByte) {
+        checkRange(dstByte, count);
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemcpyHtoD(pointer.withByteOffset(dstByte), host, count);
+    }
+
+    private void toHost(Pointer host, long srcByte, long count) {
+        checkRange(srcByte, count);
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemcpyDtoH(host, pointer.withByteOffset(srcByte), count);
+    }
+
+    private static int checkHost(int length, int offset, int count) {
+        if (offset < 0 || count < 0 || offset > length - count) {
+            throw new IndexOutOfBoundsException("host range " + offset + "+" + count + " outside array of " + length);
+        }
+        return offset;
+    }
+
+    void checkRange(long byteOffset, long count) {
+        checkLive();
+        if (byteOffset < 0 || count < 0 || byteOffset > bytes - count) {
+            throw new IndexOutOfBoundsException(what + ": bytes " + byteOffset + "+" + count + " outside 0…" + bytes);
+        }
+    }
+
+    private void checkLive() {
+        if (freed) {
+            throw new IllegalStateException(what + " was already freed");
+        }
+    }
+
+    DeviceMemory owner() {
+        return owner;
+    }
+
+    CUdeviceptr pointer() {
+        return pointer;
+    }
+
+    MemoryBudget.Allocation reservation() {
+        return reservation;
+    }
+
+    void markFreed() {
+        freed = true;
+    }
+
+    @Override
+    public String toString() {
+        return what + " (" + Bytes.format(bytes) + (freed ? ", freed" : "") + ")";
+    }
+}

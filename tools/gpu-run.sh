@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the GPU self-test bundle and prints the device-machine call that runs it.
+#
+# The device machine has a driver but no Java and no Maven, and a device run carries only the session's checkout
+# plus named ignored folders (64 MiB in all). So this builds the jars here, jlinks a Java 17 runtime (cached), and
+# assembles in BUNDLE (default: /work/main/.gpu, git-ignored there):
+#   jre.tar.xz        jlink'ed runtime (module list from docs/notes/spark-jcuda-stack.md)
+#   openblas.tar.xz   the system OpenBLAS the CPU twins run on (netlib loads libblas.so.3 / liblapack.so.3)
+#   lib/              our kernels + job jars, JCuda, a driver-only JCuda natives jar, netlib
+#   selftest.sh       unpacks the two tarballs under /tmp and runs org.exl2spark.gpu.GpuSelfTest "$@"
+#
+# Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bundle=${1:-/work/main/.gpu}
+mvn_flags=${MVN_FLAGS--o}
+jdk=$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")
+modules=java.base,java.sql,java.naming,java.management,jdk.management,jdk.unsupported,java.security.jgss,jdk.security.auth,jdk.incubator.vector,java.desktop,jdk.zipfs
+openblas_dir=/usr/lib/x86_64-linux-gnu/openblas-pthread
+
+echo "building jars in $repo" >&2
+(cd "$repo" && mvn -q -B $mvn_flags -DskipTests package)
+
+mkdir -p "$bundle"
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+if [ ! -f "$bundle/jre.tar.xz" ]; then
+  echo "jlinking a Java 17 runtime from $jdk" >&2
+  "$jdk/bin/jlink" --module-path "$jdk/jmods" --strip-debug --no-header-files --no-man-pages \
+    --add-modules "$modules" --output "$stage/jre"
+  tar -C "$stage" -cf - jre | xz -9 -T0 > "$bundle/jre.tar.xz.part"
+  mv "$bundle/jre.tar.xz.part" "$bundle/jre.tar.xz"
+fi
+
+if [ ! -f "$bundle/openblas.tar.xz" ]; then
+  mkdir -p "$stage/native"
+  for f in "$openblas_dir/libblas.so.3" "$openblas_dir/liblapack.so.3" "$openblas_dir/libopenblas.so.0" \
+           /lib/x86_64-linux-gnu/libgfortran.so.5 /lib/x86_64-linux-gnu/libquadmath.so.0; do
+    cp -L "$f" "$stage/native/"
+  done
+  tar -C "$stage/native" -cf - . | xz -9 -T0 > "$bundle/openblas.tar.xz.part"
+  mv "$bundle/openblas.tar.xz.part" "$bundle/openblas.tar.xz"
+fi
+
+rm -rf "$bundle/lib"
+mkdir -p "$bundle/lib"
+lib="$repo/job/target/lib"
+cp "$repo/job/target/exl2-spark.jar" "$repo/kernels/target/exl2-spark-kernels-"*.jar "$bundle/lib/"
+cp "$lib"/jcuda-[0-9]*.jar "$lib"/blas-*.jar "$lib"/lapack-*.jar "$lib"/arpack_combined_all-*.jar "$bundle/lib/"
+# JCuda's natives jar carries NVRTC, runtime and PTX-compiler bindings too (9.5 MB); only the driver binding is used
+mkdir -p "$stage/natives"
+(cd "$stage/natives" && unzip -q "$lib"/jcuda-natives-*-linux-x86_64.jar 'lib/libJCudaDriver-*')
+"$jdk/bin/jar" cf "$bundle/lib/jcuda-natives-driver-only.jar" -C "$stage/natives" lib
+
+cat > "$bundle/selftest.sh" <<'EOF'
+#!/usr/bin/env bash
+# Runs the GPU self-test from this bundle; the log also goes to $OUT/selftest.log when OUT is set.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=/tmp/exl2-gpu
+mkdir -p "$work/native"
+[ -x "$work/jre/bin/java" ] || xz -dc "$here/jre.tar.xz" | tar -C "$work" -xf -
+[ -f "$work/native/libblas.so.3" ] || xz -dc "$here/openblas.tar.xz" | tar -C "$work/native" -xf -
+export LD_LIBRARY_PATH="$work/native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+log="${OUT:-$work}/selftest.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
+  --format=csv 2>&1 | tee "$log" || true
+"$work/jre/bin/java" -Xmx48g -Djava.io.tmpdir="$work" --add-modules=jdk.incubator.vector \
+  -cp "$here/lib/*" org.exl2spark.gpu.GpuSelfTest "$@" 2>&1 | tee -a "$log"
+EOF
+chmod +x "$bundle/selftest.sh"
+
+du -sh "$bundle" >&2
+du -ah "$bundle" | sort -h | tail -12 >&2
+cat <<EOF
+
+Bundle ready in $bundle. Run it on the device machine (the call sends the checkout that holds .gpu):
+  run  command: "bash .gpu/selftest.sh"            (options: --seed S --no-big --big-n N --big-rows R)
+       carry:   [".gpu"]
+       timeout_s: 540
+EOF
