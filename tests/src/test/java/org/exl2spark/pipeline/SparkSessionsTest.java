@@ -125,11 +125,16 @@ class SparkSessionsTest {
 
     @Test
     void aLocalJobMovesRegisteredRecordsAndRefusesOthers() {
-        SparkSession spark = SparkSessions.start("spark-sessions-test", "local[2]", Map.of());
+        SparkSession spark = SparkSessions.start("spark-sessions-test", "local[2]",
+                Map.of("spark.hadoop.exl2.test.key", "from-conf"));
         try {
             assertTrue(spark.sparkContext().uiWebUrl().isEmpty(), "no web UI by default");
+            assertEquals("from-conf", spark.sparkContext().hadoopConfiguration().get("exl2.test.key"));
             JavaSparkContext sc = SparkSessions.javaContext(spark);
             List<Integer> values = IntStream.range(0, 8).boxed().collect(Collectors.toList());
+            // a shuffle moves records through Kryo too
+            assertEquals(4, sc.parallelize(values, 4).mapToPair(v -> new scala.Tuple2<>(v % 4, v))
+                    .reduceByKey(Integer::sum).count());
             // task results travel through Kryo: registered records pass
             List<ClusterSmokeJob.Exchange> ok = sc.parallelize(values, 4)
                     .map(i -> new ClusterSmokeJob.Exchange(i, "driver", i + 1, "driver", 1L, (long) i)).collect();
