@@ -8,22 +8,23 @@ import org.apache.spark.sql.SparkSession;
 import org.exl2spark.pipeline.ClusterSmokeJob;
 import org.exl2spark.pipeline.SparkErrors;
 import org.exl2spark.pipeline.SparkSessions;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code cluster-check}: runs {@link ClusterSmokeJob} on the Spark this command was launched on and prints what each
- * executor has (host, GPU, backend) or why the cluster cannot run a conversion. Also a main class of its own, for
- * {@code spark-submit --class org.exl2spark.cli.ClusterCheckCommand}.
+ * {@code cluster-check}: runs {@link ClusterSmokeJob} on the Spark given by {@code --master}, else by spark-submit,
+ * else on a local Spark, and prints what each executor has (host, GPU, backend), or, exiting with
+ * {@link #CHECK_FAILED}, why the cluster cannot run a conversion.
  */
 @Command(name = "cluster-check", mixinStandardHelpOptions = true,
         description = {"Checks that a Spark cluster can run exl2 jobs: every executor runs tasks at the same time,"
             + " tasks see their GPU and exchange files through the job directory. Prints each executor's host, GPU"
             + " and backend."})
 public final class ClusterCheckCommand implements Callable<Integer> {
+    /** The exit code when the check finds the cluster unfit; the line on stderr says why. */
+    static final int CHECK_FAILED = 1;
 
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "<job-dir-uri>",
             description = "Job directory (file:, hdfs:, s3a:) every executor can reach; the check writes into its"
@@ -58,34 +59,30 @@ public final class ClusterCheckCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    public static void main(String[] args) {
-        System.exit(commandLine().execute(args));
-    }
-
-    static CommandLine commandLine() {
-        CommandLine cl = new CommandLine(new ClusterCheckCommand());
-        // a failed Spark job reports the task's own error first, on one line; the stack trace is in the Spark log
-        cl.setExecutionExceptionHandler((e, line, parsed) -> {
-            line.getErr().println(line.getCommandName() + ": " + SparkErrors.rootMessage(e));
-            line.getErr().flush();
-            return 1;
-        });
-        return cl;
-    }
-
     @Override
     public Integer call() throws Exception {
         ClusterSmokeJob.Settings settings = new ClusterSmokeJob.Settings(jobDirectory,
                 tasks == null ? 2 * executors : tasks, executors, Math.round(holdSeconds * 1000),
                 Math.round(waitSeconds * 1000), requireGpu);
         SparkSession spark = SparkSessions.start("exl2 cluster-check", master, conf);
+        ClusterSmokeJob.Result result;
         try {
-            PrintWriter out = spec.commandLine().getOut();
-            out.print(ClusterSmokeJob.format(ClusterSmokeJob.run(SparkSessions.javaContext(spark), settings)));
-            out.flush();
+            result = ClusterSmokeJob.run(SparkSessions.javaContext(spark), settings);
+        } catch (Exception e) {
+            if (!(SparkErrors.taskError(e) instanceof ClusterSmokeJob.CheckFailed)) {
+                throw e;
+            }
+            // a finding, not a failure of the tool: what is wrong, as the task (or the driver) saw it
+            PrintWriter err = spec.commandLine().getErr();
+            err.println(spec.qualifiedName() + ": " + SparkErrors.rootMessage(e));
+            err.flush();
+            return CHECK_FAILED;
         } finally {
             spark.stop();
         }
+        PrintWriter out = spec.commandLine().getOut();
+        out.print(ClusterSmokeJob.format(result));
+        out.flush();
         return 0;
     }
 }

@@ -77,6 +77,15 @@ public final class ClusterSmokeJob {
         }
     }
 
+    /** What the check found wrong with the cluster; the message says what and what to do. */
+    public static final class CheckFailed extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        public CheckFailed(String message) {
+            super(message);
+        }
+    }
+
     /** What one task attempt found on its executor; written as its check-in and returned to the driver. */
     public record TaskReport(int partition, int attempt, String host, String executorId, long pid, int gpu,
             String backend, String cudaDeviceOrder, String cudaVisibleDevices, String serializer,
@@ -151,7 +160,7 @@ public final class ClusterSmokeJob {
                 return;
             }
             if (System.currentTimeMillis() > deadline) {
-                throw new IllegalStateException(String.format(Locale.ROOT, "only %d of %d executors registered within"
+                throw new CheckFailed(String.format(Locale.ROOT, "only %d of %d executors registered within"
                         + " %d s: does the cluster have free slots (cores, memory, one GPU each) for that many?",
                         registered, settings.executors(), settings.waitMillis() / 1000));
             }
@@ -181,7 +190,7 @@ public final class ClusterSmokeJob {
         int partition = task.partitionId();
         TaskReport me = describeTask(task, start);
         if (settings.requireGpu() && !me.hasGpu()) {
-            throw new IllegalStateException(String.format(Locale.ROOT, "task %d on executor %s (%s) was given no GPU:"
+            throw new CheckFailed(String.format(Locale.ROOT, "task %d on executor %s (%s) was given no GPU:"
                     + " submit with spark.executor.resource.gpu.amount=1, spark.task.resource.gpu.amount=1 and a GPU"
                     + " discovery script (conf/spark-defaults.conf.template)", partition, me.executorId(), me.host()));
         }
@@ -209,7 +218,7 @@ public final class ClusterSmokeJob {
                 return;
             }
             if (System.currentTimeMillis() > deadline) {
-                throw new IllegalStateException(String.format(Locale.ROOT, "task %d on executor %s (%s) saw check-ins"
+                throw new CheckFailed(String.format(Locale.ROOT, "task %d on executor %s (%s) saw check-ins"
                         + " of %d of %d executors in %s within %d s (executors %s): are that many executors running,"
                         + " and is the job directory on storage all of them share?", me.partition(), me.executorId(),
                         me.host(), executors.size(), settings.executors(), folder, settings.waitMillis() / 1000,
@@ -246,7 +255,7 @@ public final class ClusterSmokeJob {
         Path file = dataFile(dir.root(), source);
         byte[] content = dir.read(file);
         if (!Arrays.equals(content, payload(source))) {
-            throw new IOException(file + " as read by task " + partition + " on executor " + me + " is not what task "
+            throw new CheckFailed(file + " as read by task " + partition + " on executor " + me + " is not what task "
                     + source + " wrote (" + content.length + " bytes, expected " + DATA_BYTES
                     + "): does every executor see the same job directory?");
         }

@@ -33,23 +33,43 @@ public final class SparkErrors {
      */
     public static String rootMessage(Throwable error) {
         Throwable t = unwrap(error);
-        for (Throwable c = t; c != null; c = c.getCause()) {
-            if (c instanceof SparkException && c.getMessage() != null && c.getMessage().startsWith(STAGE_FAILURE)) {
-                return taskMessage((SparkException) c);
-            }
+        SparkException stageFailure = stageFailure(t);
+        if (stageFailure == null) {
+            return messageOf(t);
         }
-        return messageOf(t);
+        Throwable task = thrownByTask(stageFailure);
+        return task != null ? messageOf(task) : messageFromText(stageFailure);
     }
 
-    private static String taskMessage(SparkException stageFailure) {
-        Throwable taskError = stageFailure.getCause();
-        if (taskError != null) {
-            // a task error Spark wrapped on the executor (e.g. while writing rows) carries the task's own as its cause
-            while (taskError instanceof SparkException && taskError.getCause() != null) {
-                taskError = taskError.getCause();
+    /**
+     * The exception a failed task threw, when the job failed because of it and Spark could send it to the driver;
+     * otherwise {@code error} itself. For judging an error by its kind, as {@link #rootMessage} reports it.
+     */
+    public static Throwable taskError(Throwable error) {
+        SparkException stageFailure = stageFailure(unwrap(error));
+        Throwable task = stageFailure == null ? null : thrownByTask(stageFailure);
+        return task != null ? task : error;
+    }
+
+    private static SparkException stageFailure(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof SparkException && c.getMessage() != null && c.getMessage().startsWith(STAGE_FAILURE)) {
+                return (SparkException) c;
             }
-            return messageOf(taskError);
         }
+        return null;
+    }
+
+    private static Throwable thrownByTask(SparkException stageFailure) {
+        Throwable taskError = stageFailure.getCause();
+        // a task error Spark wrapped on the executor (e.g. while writing rows) carries the task's own as its cause
+        while (taskError instanceof SparkException && taskError.getCause() != null) {
+            taskError = taskError.getCause();
+        }
+        return taskError;
+    }
+
+    private static String messageFromText(SparkException stageFailure) {
         Matcher m = LAST_FAILURE.matcher(stageFailure.getMessage());
         if (!m.find()) {
             return stageFailure.getMessage().strip();

@@ -11,21 +11,20 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.exl2spark.testing.SharedData;
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 
-/** cluster-check in an embedded local Spark (one executor: the driver); on a real cluster see StandaloneClusterTest. */
+/** exl2 cluster-check in an embedded local Spark (one executor: the driver); on a real cluster see StandaloneClusterTest. */
 class ClusterCheckCommandTest {
 
     private record Result(int exit, String out, String err) {
     }
 
     private static Result run(String... args) {
-        CommandLine cl = ClusterCheckCommand.commandLine();
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int exit = cl.execute(args);
+        String[] command = new String[args.length + 1];
+        command[0] = "cluster-check";
+        System.arraycopy(args, 0, command, 1, args.length);
+        int exit = Exl2.run(new PrintWriter(out, true), new PrintWriter(err, true), command);
         return new Result(exit, out.toString(), err.toString());
     }
 
@@ -53,15 +52,16 @@ class ClusterCheckCommandTest {
     void missingExecutorsFailWithTheReason() {
         Result r = run("-o", SharedData.targetDir().resolve("scratch/never").toString(), "--executors", "2",
                 "--wait", "1", "--master", "local[2]");
-        assertEquals(1, r.exit());
-        assertEquals("cluster-check: only 1 of 2 executors registered within 1 s: does the cluster have free slots"
+        assertEquals(ClusterCheckCommand.CHECK_FAILED, r.exit());
+        assertEquals("exl2 cluster-check: only 1 of 2 executors registered within 1 s: does the cluster have free slots"
                 + " (cores, memory, one GPU each) for that many?", r.err().strip());
     }
 
     @Test
     void fewerTasksThanExecutorsIsRefused() {
         Result r = run("-o", "/tmp/x", "--executors", "3", "--tasks", "2");
-        assertEquals(1, r.exit());
-        assertTrue(r.err().contains("at least as many tasks as executors (got 2 tasks for 3 executors)"), r.err());
+        assertEquals(ErrorReporting.INPUT_ERROR, r.exit());
+        assertEquals("exl2 cluster-check: need at least one executor and at least as many tasks as executors (got 2"
+                + " tasks for 3 executors)", r.err().strip());
     }
 }

@@ -30,12 +30,12 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * The cluster check ({@code cluster-check}, pipeline/ClusterSmokeJob) on a real multi-JVM standalone cluster: a
+ * The cluster check ({@code exl2 cluster-check}, pipeline/ClusterSmokeJob) on a real multi-JVM standalone cluster: a
  * Master and two Workers with one fake GPU each ("0" and "1"), the application submitted as its cluster jar from a
  * driver JVM of its own, executors started by the Workers.
  */
 class StandaloneClusterTest {
-    private static final String CHECK = "org.exl2spark.cli.ClusterCheckCommand";
+    private static final String EXL2 = "org.exl2spark.cli.Exl2";
     private static final Duration JOB_TIMEOUT = Duration.ofSeconds(150);
     private static final ObjectMapper JSON = new ObjectMapper();
     /** What an exl2 job on GPUs is submitted with (conf/spark-defaults.conf.template); the rest is the job's own. */
@@ -62,8 +62,9 @@ class StandaloneClusterTest {
     @Test
     void everyExecutorRunsTasksOnItsOwnGpuAndTasksExchangeFiles() throws Exception {
         Path jobDir = SharedData.scratch("cluster-check");
-        Driver driver = cluster.submit(ProjectFiles.clusterJar(), CHECK, GPU_CONF, List.of("-o", jobDir.toString(),
-                "--executors", "2", "--tasks", "4", "--hold", "0.5", "--wait", "60", "--require-gpu"));
+        Driver driver = cluster.submit(ProjectFiles.clusterJar(), EXL2, GPU_CONF, List.of("cluster-check",
+                "-o", jobDir.toString(), "--executors", "2", "--tasks", "4", "--hold", "0.5", "--wait", "60",
+                "--require-gpu"));
         Set<Long> executorPids = watchExecutors(driver);
         int exit = driver.waitFor(JOB_TIMEOUT);
         assertEquals(0, exit, driver.stderr());
@@ -84,7 +85,8 @@ class StandaloneClusterTest {
         assertEquals(Set.of(0, 1), gpus, "both GPUs used");
         assertTrue(executorPids.containsAll(pids), "the tasks ran in the cluster's executor JVMs " + executorPids
                 + ", reported " + pids);
-        assertFalse(pids.contains(driver.pid()), "no task ran in the driver");
+        assertFalse(pids.contains(driver.pid()) || pids.contains(cluster.masterPid())
+                || cluster.workerPids().stream().anyMatch(pids::contains), "no task ran in the driver or a daemon");
 
         JsonNode checkIns = report.get("checkIns");
         assertEquals(4, checkIns.size());
@@ -113,13 +115,16 @@ class StandaloneClusterTest {
     @Test
     void anExecutorKilledMidTaskIsReplacedAndTheJobCompletes() throws Exception {
         Path jobDir = SharedData.scratch("cluster-kill");
-        Driver driver = cluster.submit(ProjectFiles.clusterJar(), CHECK, GPU_CONF, List.of("-o", jobDir.toString(),
-                "--executors", "2", "--tasks", "4", "--hold", "3", "--wait", "60", "--require-gpu"));
+        Driver driver = cluster.submit(ProjectFiles.clusterJar(), EXL2, GPU_CONF, List.of("cluster-check",
+                "-o", jobDir.toString(), "--executors", "2", "--tasks", "4", "--hold", "3", "--wait", "60",
+                "--require-gpu"));
         // a check-in is written when the task starts to hold its GPU, so the kill lands mid-task
         JsonNode victim = firstCheckIn(jobDir, driver);
         long pid = victim.get("pid").asLong();
-        List<Long> live = cluster.executors().stream().map(ProcessHandle::pid).collect(Collectors.toList());
-        assertTrue(live.contains(pid), "checked-in task runs in executor " + pid + " of " + live);
+        String app = driver.applicationId().orElseThrow();
+        List<Long> live = cluster.executors(app).stream().map(ProcessHandle::pid).collect(Collectors.toList());
+        assertTrue(live.contains(pid), "checked-in task runs in executor " + pid + " of " + app + "'s " + live
+                + " (logs in " + cluster.runDir() + ")");
         ProcessHandle.of(pid).orElseThrow().destroyForcibly();
 
         int exit = driver.waitFor(JOB_TIMEOUT);
@@ -147,15 +152,16 @@ class StandaloneClusterTest {
     void aTaskThatKeepsFailingFailsTheJobWithItsOwnMessageFirst() throws Exception {
         Path jobDir = SharedData.scratch("cluster-fail");
         // no GPU settings: executors get no GPU, and --require-gpu fails every attempt of every task
-        Driver driver = cluster.submit(ProjectFiles.clusterJar(), CHECK, Map.of(), List.of("-o", jobDir.toString(),
-                "--executors", "2", "--wait", "60", "--require-gpu"));
+        Driver driver = cluster.submit(ProjectFiles.clusterJar(), EXL2, Map.of(), List.of("cluster-check",
+                "-o", jobDir.toString(), "--executors", "2", "--wait", "60", "--require-gpu"));
         int exit = driver.waitFor(JOB_TIMEOUT);
         String err = driver.stderr();
         assertEquals(1, exit, err);
         assertTrue(err.contains("failed 4 times"), "Spark retried the task: " + err);
-        List<String> reported = err.lines().filter(l -> l.startsWith("cluster-check: ")).collect(Collectors.toList());
+        List<String> reported = err.lines().filter(l -> l.startsWith("exl2 cluster-check: "))
+                .collect(Collectors.toList());
         assertEquals(1, reported.size(), err);
-        assertTrue(Pattern.matches("cluster-check: task \\d+ on executor \\d+ \\(\\S+\\) was given no GPU: submit"
+        assertTrue(Pattern.matches("exl2 cluster-check: task \\d+ on executor \\d+ \\(\\S+\\) was given no GPU: submit"
                 + " with spark\\.executor\\.resource\\.gpu\\.amount=1, .*\\(conf/spark-defaults\\.conf\\.template\\)",
                 reported.get(0)), reported.get(0));
         assertFalse(Files.exists(jobDir.resolve("cluster-check/report.json")), "no report for a failed check");

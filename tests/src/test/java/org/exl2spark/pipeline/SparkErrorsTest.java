@@ -50,6 +50,7 @@ class SparkErrorsTest {
         assertTrue(e.getMessage().startsWith("Job aborted due to stage failure: Task 1 in stage"), e.getMessage());
         assertTrue(e.getMessage().contains("failed 4 times"), e.getMessage());
         assertEquals("layer 3 mlp: no tensor model.layers.3.mlp.up_proj", SparkErrors.rootMessage(e));
+        assertEquals(IllegalStateException.class, SparkErrors.taskError(e).getClass(), "the task's own exception");
     }
 
     @Test
@@ -59,6 +60,7 @@ class SparkErrorsTest {
                 new IOException("EOF")));
         SparkException textOnly = new SparkException(real.getMessage());
         assertEquals("hdfs://nn/m/model-00001.safetensors: truncated", SparkErrors.rootMessage(textOnly));
+        assertEquals(textOnly, SparkErrors.taskError(textOnly), "no exception object: the error itself");
     }
 
     @Test
@@ -88,5 +90,8 @@ class SparkErrorsTest {
         assertEquals("Master removed our application: FAILED",
                 SparkErrors.rootMessage(new SparkException("Master removed our application: FAILED")));
         assertEquals("no such file", SparkErrors.rootMessage(new IOException("no such file")));
+        IOException plain = new IOException("no such file");
+        assertEquals(plain, SparkErrors.taskError(plain));
+        assertEquals(IllegalStateException.class, SparkErrors.taskError(new ExecutionException(e)).getClass());
     }
 }

@@ -167,10 +167,6 @@ public final class SparkStandaloneCluster implements AutoCloseable {
         return masterUrl;
     }
 
-    public Path sparkHome() {
-        return sparkHome;
-    }
-
     /** The folder with this cluster's logs and the workers' work folders. */
     public Path runDir() {
         return runDir;
