@@ -16,12 +16,15 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code exl2 demo}: what works end to end today, on a fresh machine and without input files: write the tiny
- * example model into a temporary directory and inspect it. Later steps of the pipeline join it as they land.
+ * {@code exl2 demo}: the whole tool end to end on a fresh machine without input files: write the tiny example
+ * model into a temporary directory, inspect it, convert it to EXL2 at 4.0 bits per weight in an embedded local
+ * Spark with the built-in calibration, and inspect the result.
  */
-@Command(name = "demo", header = "Writes the tiny example model to a temporary directory and inspects it.",
-        description = "Writes the tiny example model into a new temporary directory, inspects it, and removes it"
-                + " again (unless --keep): a self-contained check that the tool works on this machine.")
+@Command(name = "demo", header = "Converts a tiny example model to EXL2 in a temporary directory.",
+        description = "Writes the tiny example model into a new temporary directory, inspects it, converts it to"
+                + " EXL2 at 4.0 bpw (embedded local Spark, built-in calibration with 512-token rows), inspects the"
+                + " EXL2 model, and removes everything again (unless --keep): a self-contained check that the tool"
+                + " works on this machine.")
 final class DemoCommand implements Callable<Integer> {
     @Option(names = "--keep", description = "Keep the temporary model directory and print where it is.")
     boolean keep;
@@ -42,6 +45,19 @@ final class DemoCommand implements Callable<Integer> {
             ExampleCommand.write(ExampleModel.of(ExamplePreset.TINY, null, seed), model, null, conf, out);
             out.println();
             InspectCommand.inspect(model, conf, false, out);
+            out.println();
+            out.flush();
+            String exl2 = work.resolve("tiny-4.0bpw").toString();
+            int code = Exl2.run(out, spec.commandLine().getErr(), "convert", "-i", model, "-o",
+                    work.resolve("job").toString(), "-cf", exl2, "-b", "4.0", "-l", "512", "-ml", "512");
+            if (code != 0) {
+                return code;
+            }
+            out.println();
+            code = Exl2.run(out, spec.commandLine().getErr(), "inspect", exl2);
+            if (code != 0) {
+                return code;
+            }
         } finally {
             if (keep) {
                 out.println("Kept " + model);

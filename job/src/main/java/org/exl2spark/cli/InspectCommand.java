@@ -5,6 +5,8 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import org.apache.hadoop.conf.Configuration;
 import org.exl2spark.io.ModelDirectory;
+import org.exl2spark.quant.Exl2ModelInfo;
+import org.exl2spark.quant.TensorSource;
 import org.exl2spark.io.ModelFormatException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -37,7 +39,20 @@ final class InspectCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
-        inspect(model, storage.hadoopConfiguration(), json, out);
+        Configuration conf = storage.hadoopConfiguration();
+        try (ModelDirectory m = ModelDirectory.open(model, conf)) {
+            if (Exl2ModelInfo.isExl2(m.config(), TensorSource.of(m))) {
+                if (json) {
+                    throw new IllegalArgumentException("--json describes unquantized models; " + model
+                            + " is an EXL2 model, whose report is text");
+                }
+                // quantized linears have EXL2 tensors instead of .weight: a bits-per-weight report, not a shape check
+                out.print(Exl2ModelInfo.of(m).render());
+                out.flush();
+                return 0;
+            }
+        }
+        inspect(model, conf, json, out);
         return 0;
     }
 
