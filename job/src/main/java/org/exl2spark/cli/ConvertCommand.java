@@ -10,8 +10,7 @@ import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import org.exl2spark.pipeline.ConvertJob;
 import org.exl2spark.pipeline.ConvertOptions;
-import org.exl2spark.pipeline.KryoRegistration;
-import org.exl2spark.pipeline.LocalSpark;
+import org.exl2spark.pipeline.SparkSessions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -106,7 +105,6 @@ public class ConvertCommand implements Callable<Integer> {
                 measureOnly(), rowsPerPartition, StorageOptions.hadoopSettings(storage.conf));
         ConvertJob job = new ConvertJob(options, log);
         Map<String, String> spark = new LinkedHashMap<>();
-        spark.put("spark.kryo.registrator", KryoRegistration.class.getName());
         storage.conf.forEach((k, v) -> {
             if (k.startsWith("spark.")) {
                 spark.put(k, v);
@@ -114,9 +112,9 @@ public class ConvertCommand implements Callable<Integer> {
                 spark.put("spark.hadoop." + k, v);
             }
         });
-        SparkSession session = LocalSpark.start("exl2 " + (measureOnly() ? "measure" : "convert"), master, spark);
+        SparkSession session = SparkSessions.start("exl2 " + (measureOnly() ? "measure" : "convert"), master, spark);
         try {
-            job.run(LocalSpark.javaContext(session));
+            job.run(SparkSessions.javaContext(session));
         } finally {
             session.stop();
         }

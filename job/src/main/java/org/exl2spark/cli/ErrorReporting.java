@@ -3,6 +3,7 @@ package org.exl2spark.cli;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import org.exl2spark.pipeline.SparkErrors;
 import picocli.CommandLine;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.ParseResult;
@@ -23,12 +24,14 @@ final class ErrorReporting {
     static int executionError(Exception e, CommandLine cl, ParseResult parsed) {
         PrintWriter err = cl.getErr();
         String command = cl.getCommandSpec().qualifiedName();
-        boolean userError = isInputError(e);
+        // a failed Spark job is judged, and reported, by what its task threw
+        Throwable cause = SparkErrors.taskError(e);
+        boolean userError = isInputError(cause);
         String message = oneLine(e);
         if (userError) {
             err.println(command + ": " + message);
         } else {
-            err.println(command + ": internal error: " + e.getClass().getName() + ": " + message
+            err.println(command + ": internal error: " + cause.getClass().getName() + ": " + message
                     + (isVerbose(parsed) ? "" : " (rerun with --verbose for the stack trace)"));
         }
         if (isVerbose(parsed)) {
@@ -51,14 +54,13 @@ final class ErrorReporting {
         return e instanceof IOException || e instanceof UncheckedIOException || e instanceof IllegalArgumentException;
     }
 
-    /** The message on one line; exceptions without one are named by their class. */
+    /**
+     * The message on one line (a failed Spark job's: the failed task's); exceptions without one are named by their
+     * class.
+     */
     static String oneLine(Throwable e) {
         Throwable shown = e instanceof UncheckedIOException && e.getCause() != null ? e.getCause() : e;
-        String m = shown.getMessage();
-        if (m == null || m.isBlank()) {
-            return shown.getClass().getSimpleName();
-        }
-        return m.strip().replaceAll("\\s*\\R\\s*", " ");
+        return SparkErrors.rootMessage(shown).replaceAll("\\s*\\R\\s*", " ");
     }
 
     /** --verbose is inherited, so it may have been given to the top command or to the subcommand. */

@@ -31,7 +31,8 @@ public final class Exl2 implements Callable<Integer> {
             EvalCommand::new,
             InspectCommand::new,
             ExampleCommand::new,
-            DemoCommand::new);
+            DemoCommand::new,
+            ClusterCheckCommand::new);
 
     /** Inherited by every subcommand; read back from the parse result by {@link ErrorReporting}. */
     @Option(names = {"-v", "--verbose"}, scope = ScopeType.INHERIT,

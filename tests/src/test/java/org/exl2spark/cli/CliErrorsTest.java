@@ -116,6 +116,41 @@ class CliErrorsTest {
                 + " --verbose for the stack trace)\n", err.toString());
     }
 
+    /** A Spark job whose task failed, as the driver sees it. */
+    @Command(name = "job")
+    static final class FailedSparkJob implements java.util.concurrent.Callable<Integer> {
+        private final Exception taskError;
+
+        FailedSparkJob(Exception taskError) {
+            this.taskError = taskError;
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            throw new org.apache.spark.SparkException("Job aborted due to stage failure: Task 0 in stage 1.0 failed 4"
+                    + " times, most recent failure: Lost task 0.3 in stage 1.0 (TID 7) (10.0.0.5 executor 1): "
+                    + taskError + "\n\tat org.exl2spark.X.y(X.java:1)\n\nDriver stacktrace:", taskError);
+        }
+    }
+
+    @Test
+    void aFailedSparkJobIsReportedAndJudgedByItsTasksError() {
+        StringWriter err = new StringWriter();
+        CommandLine cl = Exl2.commandLine(new PrintWriter(new StringWriter(), true), new PrintWriter(err, true));
+        cl.addSubcommand(new FailedSparkJob(new IOException("s3a://b/m/model-00002.safetensors: truncated")));
+        cl.setErr(new PrintWriter(err, true));
+        assertEquals(ErrorReporting.INPUT_ERROR, cl.execute("job"));
+        assertEquals("exl2 job: s3a://b/m/model-00002.safetensors: truncated\n", err.toString());
+
+        StringWriter err2 = new StringWriter();
+        CommandLine bug = Exl2.commandLine(new PrintWriter(new StringWriter(), true), new PrintWriter(err2, true));
+        bug.addSubcommand(new FailedSparkJob(new IllegalStateException("row 3 out of range")));
+        bug.setErr(new PrintWriter(err2, true));
+        assertEquals(ErrorReporting.INTERNAL_ERROR, bug.execute("job"));
+        assertEquals("exl2 job: internal error: java.lang.IllegalStateException: row 3 out of range (rerun with"
+                + " --verbose for the stack trace)\n", err2.toString());
+    }
+
     @Test
     void confKeysReachHadoopAndSpark() throws IOException {
         Path site = SharedData.scratch("hadoop-conf");
