@@ -15,6 +15,7 @@ public final class AdaptiveGptq {
     static final int DAMP_ATTEMPTS = 10;
     private static final int GRID = 96;
     private static final float ONE_256 = Half.toFloat(Half.fromFloat(1f / 256));
+    private static final GridErrorKernels GRID_ERROR = GridErrorKernels.best();
 
     private AdaptiveGptq() {
     }
@@ -174,19 +175,21 @@ public final class AdaptiveGptq {
         }
         double bestErr = Double.POSITIVE_INFINITY;
         int bestI = 0;
+        float[] sp = new float[cols];
+        // per-column partial sums: the row loop carries no serial dependency, so it vectorises
+        double[] colErr = new double[cols];
         for (int i = 0; i <= GRID; i++) {
             float p = 0.70f * (1 - i / (float) GRID) + 1.20f * (i / (float) GRID);
-            double err = 0;
+            for (int n = 0; n < cols; n++) {
+                sp[n] = sw[n] * p;
+            }
+            java.util.Arrays.fill(colErr, 0);
             for (int k = a; k < b; k++) {
-                int off = k * cols;
-                for (int n = 0; n < cols; n++) {
-                    float s = sw[n] * p;
-                    float x = w[off + n];
-                    float q = (float) Math.rint(x / s);
-                    q = Math.min(Math.max(q, -zero), maxq - zero);
-                    float e = Math.abs(q * s - x);
-                    err += e * e * e * Math.sqrt(e);
-                }
+                GRID_ERROR.addRowError(w, k * cols, sp, colErr, cols, -zero, maxq - zero);
+            }
+            double err = 0;
+            for (int n = 0; n < cols; n++) {
+                err += colErr[n];
             }
             if (err < bestErr) {
                 bestErr = err;
