@@ -11,7 +11,6 @@ interface GridErrorKernels {
 
     void addRowError(float[] w, int off, float[] scale, double[] colErr, int cols, float lo, float hi);
 
-    String describe();
 
     static GridErrorKernels best() {
         return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? new VectorGridErrorKernels()
@@ -21,7 +20,13 @@ interface GridErrorKernels {
     final class Scalar implements GridErrorKernels {
         @Override
         public void addRowError(float[] w, int off, float[] scale, double[] colErr, int cols, float lo, float hi) {
-            for (int n = 0; n < cols; n++) {
+            addColumns(w, off, scale, colErr, 0, cols, lo, hi);
+        }
+
+        /** Columns [from, to) of one row: the whole row here, the vector kernel's leftover columns there. */
+        static void addColumns(float[] w, int off, float[] scale, double[] colErr, int from, int to, float lo,
+                float hi) {
+            for (int n = from; n < to; n++) {
                 float s = scale[n];
                 float x = w[off + n];
                 float q = (float) Math.rint(x / s);
@@ -29,11 +34,6 @@ interface GridErrorKernels {
                 float e = Math.abs(q * s - x);
                 colErr[n] += e * e * e * Math.sqrt(e);
             }
-        }
-
-        @Override
-        public String describe() {
-            return "scalar scale search";
         }
     }
 }

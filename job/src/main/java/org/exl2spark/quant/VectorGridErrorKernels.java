@@ -33,18 +33,6 @@ final class VectorGridErrorKernels implements GridErrorKernels {
             DoubleVector acc = DoubleVector.fromArray(D, colErr, n);
             acc.add(cd.mul(ed.sqrt())).intoArray(colErr, n);
         }
-        for (; n < cols; n++) {
-            float s = scale[n];
-            float x = w[off + n];
-            float q = (float) Math.rint(x / s);
-            q = Math.min(Math.max(q, lo), hi);
-            float e = Math.abs(q * s - x);
-            colErr[n] += e * e * e * Math.sqrt(e);
-        }
-    }
-
-    @Override
-    public String describe() {
-        return "Vector API scale search";
+        GridErrorKernels.Scalar.addColumns(w, off, scale, colErr, n, cols, lo, hi);
     }
 }
