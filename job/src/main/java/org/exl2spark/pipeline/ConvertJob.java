@@ -83,7 +83,7 @@ public final class ConvertJob {
             Measurement m = given;
             if (m == null) {
                 ReferencePass.run(stages, ctx, job, arch, rows[0], log);
-                m = MeasurePass.run(stages, ctx, job, arch, log);
+                m = MeasurePass.run(stages, ctx, job, arch, rows[0], log);
                 log.println("measurement: " + job.measurementJson());
             }
             if (o.measurementOut() != null) {

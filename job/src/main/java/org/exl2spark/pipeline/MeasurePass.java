@@ -34,8 +34,8 @@ final class MeasurePass {
     private MeasurePass() {
     }
 
-    static Measurement run(Stages stages, JobContext ctx, JobDirectory job, ModelArchitecture arch, PrintStream log)
-            throws IOException {
+    static Measurement run(Stages stages, JobContext ctx, JobDirectory job, ModelArchitecture arch, int rows,
+            PrintStream log) throws IOException {
         List<Tasks.BlockWork> todo = new ArrayList<>();
         int total = 0;
         for (LayerSpec layer : arch.layers()) {
@@ -50,7 +50,7 @@ final class MeasurePass {
             log.printf("measure: %d of %d blocks already measured, skipped%n", total - todo.size(), total);
         }
         List<Tasks.MeasureReport> reports = stages.run("measure", "measure " + todo.size() + " blocks", todo,
-                w -> measure(ctx, w));
+                w -> measure(ctx, rows, w));
         for (Tasks.MeasureReport r : reports) {
             log.printf(Locale.ROOT, "measured %s: best accuracy %.6f (%.1f s)%n", r.block(), r.bestAccuracy(),
                     r.seconds());
@@ -73,7 +73,7 @@ final class MeasurePass {
         return m;
     }
 
-    static Tasks.MeasureReport measure(JobContext ctx, Tasks.BlockWork w) throws IOException {
+    static Tasks.MeasureReport measure(JobContext ctx, int rows, Tasks.BlockWork w) throws IOException {
         long start = System.nanoTime();
         JobDirectory job = TaskResources.jobDirectory(ctx);
         Configuration conf = ctx.hadoopConf();
@@ -83,7 +83,7 @@ final class MeasurePass {
         try (Backend backend = TaskResources.backend()) {
             Transformer t = new Transformer(arch, backend);
             BlockRunner runner = new BlockRunner(t, ctx.rowsPerChunk());
-            HiddenStates input = layerInput(t, weights, job, ctx, w.layer(), conf);
+            HiddenStates input = layerInput(t, weights, job, ctx, w.layer(), rows, conf);
             if (block.kind() == BlockSpec.Kind.MLP) {
                 try (BlockWeights attention = t.loadBlock(weights, arch.layer(w.layer()).attention())) {
                     input = runner.forward(input, attention, LinearInputObserver.NONE);
@@ -96,14 +96,16 @@ final class MeasurePass {
         }
     }
 
-    /** All measurement rows' reference states entering {@code layer}. */
+    /** All measurement rows' reference states entering {@code layer} (layer 0: their embeddings, in one go). */
     private static HiddenStates layerInput(Transformer t, WeightSource weights, JobDirectory job, JobContext ctx,
-            int layer, Configuration conf) throws IOException {
-        int rows = CalibrationRows.read(job.calibration(CalibrationSet.MEASURE), conf).rows();
+            int layer, int rows, Configuration conf) throws IOException {
+        if (layer == 0) {
+            return StateStore.embed(t, weights, CalibrationRows.read(job.calibration(CalibrationSet.MEASURE), conf), 0,
+                    rows);
+        }
         List<HiddenStates> parts = new ArrayList<>();
         for (Tasks.Partition p : Tasks.Partition.of(rows, ctx.rowsPerPartition())) {
-            parts.add(StateStore.input(t, weights, job.calibration(CalibrationSet.MEASURE),
-                    job.referenceStates(layer, p.index()), layer, p, conf));
+            parts.add(HiddenStates.read(job.referenceStates(layer, p.index()), conf));
         }
         return StateStore.concat(parts);
     }

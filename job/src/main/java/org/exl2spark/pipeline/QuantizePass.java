@@ -59,7 +59,7 @@ final class QuantizePass {
                     skippedBlocks++;
                 } else {
                     stages.run("quantize " + label, "quantize " + label + " " + work, List.of(work),
-                            w -> quantizeBlock(ctx, bpw, w));
+                            w -> quantizeBlock(ctx, bpw, rows, w));
                 }
                 List<Tasks.PartitionWork> todo = new ArrayList<>();
                 double errorSum = 0;
@@ -90,7 +90,7 @@ final class QuantizePass {
             skippedBlocks++;
         } else {
             stages.run("quantize " + label, "quantize " + label + " lm_head", List.of(arch.numLayers()),
-                    l -> quantizeHead(ctx, bpw, headBits));
+                    l -> quantizeHead(ctx, bpw, rows, headBits));
         }
         if (skippedBlocks + skippedParts > 0) {
             log.printf("%s: %d quantized blocks and %d state partitions already done, skipped%n", label, skippedBlocks,
@@ -155,13 +155,12 @@ final class QuantizePass {
         return Measurement.parse(job.read(file), file.toString()).candidates(block).get(0).projections();
     }
 
-    static Integer quantizeBlock(JobContext ctx, double bpw, Tasks.BlockWork w) throws IOException {
+    static Integer quantizeBlock(JobContext ctx, double bpw, int rows, Tasks.BlockWork w) throws IOException {
         JobDirectory job = TaskResources.jobDirectory(ctx);
         Configuration conf = ctx.hadoopConf();
         WeightSource weights = TaskResources.sourceWeights(ctx);
         ModelArchitecture arch = weights.architecture();
         BlockSpec block = w.block(arch);
-        int rows = CalibrationRows.read(job.calibration(CalibrationSet.QUANTIZE), conf).rows();
         try (Backend backend = TaskResources.backend()) {
             Transformer t = new Transformer(arch, backend);
             BlockQuantization q = new BlockQuantization(new BlockRunner(t, ctx.rowsPerChunk()));
@@ -203,12 +202,11 @@ final class QuantizePass {
         }
     }
 
-    static Integer quantizeHead(JobContext ctx, double bpw, int headBits) throws IOException {
+    static Integer quantizeHead(JobContext ctx, double bpw, int rows, int headBits) throws IOException {
         JobDirectory job = TaskResources.jobDirectory(ctx);
         Configuration conf = ctx.hadoopConf();
         WeightSource weights = TaskResources.sourceWeights(ctx);
         ModelArchitecture arch = weights.architecture();
-        int rows = CalibrationRows.read(job.calibration(CalibrationSet.QUANTIZE), conf).rows();
         List<Tasks.Partition> parts = Tasks.Partition.of(rows, ctx.rowsPerPartition());
         try (Backend backend = TaskResources.backend()) {
             Transformer t = new Transformer(arch, backend);
