@@ -1142,14 +1142,11 @@ public final class GpuSelfTest {
     }
 
     private static double relErr(float[] got, double[] ref) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < ref.length; i++) {
-            double d = got[i] - ref[i];
-            num += d * d;
-            den += ref[i] * ref[i];
+        double[] wide = new double[got.length];
+        for (int i = 0; i < got.length; i++) {
+            wide[i] = got[i];
         }
-        return Double.isNaN(num) ? Double.POSITIVE_INFINITY : Math.sqrt(num / Math.max(den, Double.MIN_NORMAL));
+        return relErr(wide, ref);
     }
 
     private static double relErr(double[] got, double[] ref) {

@@ -20,10 +20,6 @@ public final class DenseMath {
         return BLAS_IMPL.getClass().getSimpleName();
     }
 
-    public static boolean nativeBlas() {
-        return blasName().equals("JNIBLAS");
-    }
-
     /**
      * Row-major {@code C[M×N] = alpha·op(A)·op(B) + beta·C}; op(A) is M×K, op(B) is K×N. {@code lda}/{@code ldb}/{@code ldc}
      * are row strides of the matrices as stored.

@@ -61,9 +61,4 @@ public final class Hessian {
         }
         return out;
     }
-
-    /** Raw accumulated upper triangle, for serialising partial sums. */
-    float[] raw() {
-        return h;
-    }
 }
