@@ -2,6 +2,7 @@ package org.exl2spark.pipeline;
 
 import java.io.PrintStream;
 import java.io.Serializable;
+import java.lang.management.ManagementFactory;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -40,10 +41,17 @@ final class Stages {
         }
     }
 
+    /** CPU time of this JVM's threads so far, or -1 where the JVM does not report it. */
+    private static long processCpuNanos() {
+        return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
+                ? os.getProcessCpuTime() : -1;
+    }
+
     private final class ProgressListener extends SparkListener {
         private volatile String description;
         private volatile int total;
         private volatile long startNanos;
+        private volatile long startCpuNanos;
         private final AtomicInteger done = new AtomicInteger();
 
         void start(String what, int tasks) {
@@ -51,6 +59,7 @@ final class Stages {
             total = tasks;
             done.set(0);
             startNanos = System.nanoTime();
+            startCpuNanos = processCpuNanos();
             log.printf(Locale.ROOT, "%s: %d task%s%n", what, tasks, tasks == 1 ? "" : "s");
         }
 
@@ -67,8 +76,16 @@ final class Stages {
             int n = done.incrementAndGet();
             double elapsed = (System.nanoTime() - startNanos) / 1e9;
             double eta = n < total ? elapsed / n * (total - n) : 0;
-            log.printf(Locale.ROOT, "%s: %d/%d done, %.1f s elapsed%s%n", what, n, total, elapsed,
-                    n < total ? String.format(Locale.ROOT, ", ETA %.0f s", eta) : "");
+            String tail;
+            if (n < total) {
+                tail = String.format(Locale.ROOT, ", ETA %.0f s", eta);
+            } else if (jsc.isLocal() && startCpuNanos >= 0) {
+                // the executors run in this JVM: its CPU time is the stage's, steadier than wall time on a shared machine
+                tail = String.format(Locale.ROOT, ", %.1f s CPU", (processCpuNanos() - startCpuNanos) / 1e9);
+            } else {
+                tail = "";
+            }
+            log.printf(Locale.ROOT, "%s: %d/%d done, %.1f s elapsed%s%n", what, n, total, elapsed, tail);
         }
     }
 }
