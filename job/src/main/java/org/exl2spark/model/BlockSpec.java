@@ -36,6 +36,11 @@ public record BlockSpec(Kind kind, int layer, String key, String normName, List<
         throw new IllegalArgumentException(key + " has no linear '" + shortName + "'");
     }
 
+    /** The projection that writes the block's result into the residual stream: o_proj or down_proj. */
+    public String outputProjection() {
+        return kind == Kind.ATTENTION ? "o_proj" : "down_proj";
+    }
+
     public long parameterCount() {
         return linears.stream().mapToLong(LinearSpec::parameterCount).sum();
     }

@@ -151,19 +151,40 @@ public final class Transformer {
 
     /** One pre-norm residual block (attention or MLP) on hidden [batch, seqLen, hidden], in place. */
     public void block(Tensor hidden, BlockWeights w, LinearInputObserver observer) {
-        switch (w.spec().kind()) {
-            case ATTENTION -> attentionBlock(hidden, w, observer);
-            case MLP -> mlpBlock(hidden, w, observer);
+        try (Tensor projectionInput = blockUpToOutputProjection(hidden, w, observer)) {
+            addOutputProjection(hidden, projectionInput, w);
+        }
+    }
+
+    /**
+     * The first part of a block, everything its output projection ({@link BlockSpec#outputProjection}) does not
+     * change: the attention output o_proj reads, or the SwiGLU product down_proj reads. {@code hidden} is left
+     * unchanged; the caller closes the result. Candidates that differ only in the output projection share it.
+     */
+    public Tensor blockUpToOutputProjection(Tensor hidden, BlockWeights w, LinearInputObserver observer) {
+        checkHidden(hidden);
+        return switch (w.spec().kind()) {
+            case ATTENTION -> attention(hidden, w, observer);
+            case MLP -> swiGlu(hidden, w, observer);
+        };
+    }
+
+    /** The rest of a block: {@code hidden += outputProjection(projectionInput)}. */
+    public void addOutputProjection(Tensor hidden, Tensor projectionInput, BlockWeights w) {
+        checkHidden(hidden);
+        LinearWeights proj = w.linear(w.spec().outputProjection());
+        try (Tensor y = backend.zeros(hidden.shape())) {
+            backend.linear(projectionInput, proj.weight(), proj.bias(), y);
+            backend.add(hidden, y, hidden);
         }
     }
 
     public void layer(Tensor hidden, LayerWeights w) {
-        attentionBlock(hidden, w.attention(), LinearInputObserver.NONE);
-        mlpBlock(hidden, w.mlp(), LinearInputObserver.NONE);
+        block(hidden, w.attention(), LinearInputObserver.NONE);
+        block(hidden, w.mlp(), LinearInputObserver.NONE);
     }
 
-    public void attentionBlock(Tensor hidden, BlockWeights w, LinearInputObserver observer) {
-        checkHidden(hidden);
+    private Tensor attention(Tensor hidden, BlockWeights w, LinearInputObserver observer) {
         long batch = hidden.dim(0);
         long seqLen = hidden.dim(1);
         int heads = arch.numHeads();
@@ -172,7 +193,6 @@ public final class Transformer {
         LinearWeights qProj = w.linear("q_proj");
         LinearWeights kProj = w.linear("k_proj");
         LinearWeights vProj = w.linear("v_proj");
-        LinearWeights oProj = w.linear("o_proj");
         try (Tensor x = normed(hidden, w.norm());
                 Tensor q = backend.zeros(batch, seqLen, (long) heads * headDim);
                 Tensor k = backend.zeros(batch, seqLen, (long) kvHeads * headDim);
@@ -184,30 +204,27 @@ public final class Transformer {
             ensureRope((int) seqLen);
             backend.rope(q, heads, headDim, ropeCos, ropeSin);
             backend.rope(k, kvHeads, headDim, ropeCos, ropeSin);
-            try (Tensor attended = backend.zeros(batch, seqLen, (long) heads * headDim)) {
-                backend.attention(q, k, v, attended, heads, kvHeads, headDim, arch.slidingWindow());
-                observer.accept(List.of(oProj.spec()), attended);
-                projectAndAdd(hidden, attended, oProj);
-            }
+            Tensor attended = backend.zeros(batch, seqLen, (long) heads * headDim);
+            backend.attention(q, k, v, attended, heads, kvHeads, headDim, arch.slidingWindow());
+            observer.accept(List.of(w.linear("o_proj").spec()), attended);
+            return attended;
         }
     }
 
-    public void mlpBlock(Tensor hidden, BlockWeights w, LinearInputObserver observer) {
-        checkHidden(hidden);
+    private Tensor swiGlu(Tensor hidden, BlockWeights w, LinearInputObserver observer) {
         long batch = hidden.dim(0);
         long seqLen = hidden.dim(1);
         LinearWeights gateProj = w.linear("gate_proj");
         LinearWeights upProj = w.linear("up_proj");
-        LinearWeights downProj = w.linear("down_proj");
+        Tensor gate = backend.zeros(batch, seqLen, arch.intermediateSize());
         try (Tensor x = normed(hidden, w.norm());
-                Tensor gate = backend.zeros(batch, seqLen, arch.intermediateSize());
                 Tensor up = backend.zeros(batch, seqLen, arch.intermediateSize())) {
             observer.accept(List.of(gateProj.spec(), upProj.spec()), x);
             backend.linear(x, gateProj.weight(), gateProj.bias(), gate);
             backend.linear(x, upProj.weight(), upProj.bias(), up);
             backend.swiGlu(gate, up, gate);
-            observer.accept(List.of(downProj.spec()), gate);
-            projectAndAdd(hidden, gate, downProj);
+            observer.accept(List.of(w.linear("down_proj").spec()), gate);
+            return gate;
         }
     }
 
@@ -269,13 +286,6 @@ public final class Transformer {
         Tensor x = backend.zeros(hidden.shape());
         backend.rmsNorm(hidden, norm, (float) arch.rmsNormEps(), x);
         return x;
-    }
-
-    private void projectAndAdd(Tensor hidden, Tensor input, LinearWeights proj) {
-        try (Tensor y = backend.zeros(hidden.shape())) {
-            backend.linear(input, proj.weight(), proj.bias(), y);
-            backend.add(hidden, y, hidden);
-        }
     }
 
     private void checkHidden(Tensor hidden) {

@@ -9,7 +9,6 @@ import java.util.Map;
 import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.model.BlockSpec;
-import org.exl2spark.model.LinearInputObserver;
 import org.exl2spark.model.LinearSpec;
 import org.exl2spark.model.Transformer;
 import org.exl2spark.model.Transformer.BlockWeights;
@@ -66,22 +65,33 @@ public final class BlockMeasurement {
                     LinearSpec l = e.getValue().linear();
                     dequantized.put(e.getKey(), backend.upload(results.get(e.getKey()), l.outFeatures(), l.inFeatures()));
                 }
-                List<BlockCandidate> out = new ArrayList<>();
+                List<BlockWeights> candidates = new ArrayList<>();
+                List<String> sharedKeys = new ArrayList<>();
                 for (Map<String, QParams> row : table) {
                     List<LinearWeights> linears = new ArrayList<>();
+                    StringBuilder shared = new StringBuilder();
+                    for (LinearSpec l : block.linears()) {
+                        String setting = l.shortName() + "|" + row.get(l.shortName()).describe();
+                        linears.add(new LinearWeights(l, dequantized.get(setting), original.linear(l.shortName()).bias()));
+                        if (!l.shortName().equals(block.outputProjection())) {
+                            shared.append(setting).append(';');
+                        }
+                    }
+                    // not closed: it borrows the original norm and biases and the cached dequantized weights
+                    candidates.add(new BlockWeights(block, original.norm(), linears));
+                    sharedKeys.add(shared.toString());
+                }
+                double[] errorSums = runner.relativeErrorSums(input, reference, candidates, sharedKeys);
+                List<BlockCandidate> out = new ArrayList<>();
+                for (int c = 0; c < table.size(); c++) {
                     Map<String, QParams> projections = new LinkedHashMap<>();
                     long bits = 0;
                     for (LinearSpec l : block.linears()) {
-                        QParams qp = row.get(l.shortName());
+                        QParams qp = table.get(c).get(l.shortName());
                         projections.put(l.shortName(), qp);
                         bits += qp.totalBits(l.inFeatures(), l.outFeatures(), l.hasBias());
-                        linears.add(new LinearWeights(l, dequantized.get(l.shortName() + "|" + qp.describe()),
-                                original.linear(l.shortName()).bias()));
                     }
-                    // not closed: it borrows the original norm and biases and the cached dequantized weights
-                    BlockWeights candidate = new BlockWeights(block, original.norm(), linears);
-                    double error = BlockRunner.relativeErrorSum(runner.forward(input, candidate, LinearInputObserver.NONE),
-                            reference) / input.rows();
+                    double error = errorSums[c] / input.rows();
                     out.add(new BlockCandidate(Math.max(1e-6, 1 - error), bits, projections));
                 }
                 return out;

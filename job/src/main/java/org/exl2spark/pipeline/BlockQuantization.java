@@ -41,7 +41,7 @@ public final class BlockQuantization {
                 BlockHessians hessians = new BlockHessians(backend)) {
             int rows = 0;
             for (HiddenStates part : inputs) {
-                runner.forward(part, original, hessians);
+                runner.observe(part, original, hessians);
                 rows += part.rows();
             }
             Map<String, AdaptiveGptq.Preparation> preps = new LinkedHashMap<>();
