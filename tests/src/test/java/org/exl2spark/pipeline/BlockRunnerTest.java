@@ -62,6 +62,19 @@ class BlockRunnerTest {
         return kind == BlockSpec.Kind.ATTENTION ? arch.layer(0).attention() : arch.layer(0).mlp();
     }
 
+    private static HiddenStates randomStates(Random r, int rows) {
+        return new HiddenStates(gaussian(r, (long) rows * TOKENS * arch.hiddenSize(), 0, 1), rows, TOKENS,
+                arch.hiddenSize());
+    }
+
+    private static BlockWeights randomBlock(BlockSpec spec, Random r) {
+        List<LinearWeights> linears = new ArrayList<>();
+        for (LinearSpec l : spec.linears()) {
+            linears.add(randomLinear(l, r));
+        }
+        return new BlockWeights(spec, backend.upload(gaussian(r, arch.hiddenSize(), 1, 0.1), arch.hiddenSize()), linears);
+    }
+
     @ParameterizedTest
     @EnumSource(BlockSpec.Kind.class)
     void sharedCandidateForwardGivesTheSameErrorsAsSeparateForwards(BlockSpec.Kind kind) {
@@ -70,14 +83,8 @@ class BlockRunnerTest {
         Transformer t = new Transformer(arch, backend);
         // 5 rows in chunks of 2: the last chunk is short
         BlockRunner runner = new BlockRunner(t, 2);
-        HiddenStates input = new HiddenStates(gaussian(r, 5L * TOKENS * arch.hiddenSize(), 0, 1), 5, TOKENS,
-                arch.hiddenSize());
-        List<LinearWeights> originals = new ArrayList<>();
-        for (LinearSpec l : spec.linears()) {
-            originals.add(randomLinear(l, r));
-        }
-        try (BlockWeights original = new BlockWeights(spec, backend.upload(gaussian(r, arch.hiddenSize(), 1, 0.1),
-                arch.hiddenSize()), originals)) {
+        HiddenStates input = randomStates(r, 5);
+        try (BlockWeights original = randomBlock(spec, r)) {
             HiddenStates reference = runner.forward(input, original, LinearInputObserver.NONE);
             // two variants of every projection: candidates 0 and 1 differ only in the output projection (they share
             // the rest of the forward), candidate 2 differs from 0 in the first projection only
@@ -125,14 +132,8 @@ class BlockRunnerTest {
         BlockSpec spec = block(kind);
         Random r = new Random(29 + kind.ordinal());
         BlockRunner runner = new BlockRunner(new Transformer(arch, backend), 2);
-        HiddenStates input = new HiddenStates(gaussian(r, 3L * TOKENS * arch.hiddenSize(), 0, 1), 3, TOKENS,
-                arch.hiddenSize());
-        List<LinearWeights> linears = new ArrayList<>();
-        for (LinearSpec l : spec.linears()) {
-            linears.add(randomLinear(l, r));
-        }
-        try (BlockWeights weights = new BlockWeights(spec, backend.upload(gaussian(r, arch.hiddenSize(), 1, 0.1),
-                arch.hiddenSize()), linears)) {
+        HiddenStates input = randomStates(r, 3);
+        try (BlockWeights weights = randomBlock(spec, r)) {
             List<String> forwardNames = new ArrayList<>();
             List<float[]> forwardInputs = new ArrayList<>();
             runner.forward(input, weights, (ls, x) -> {
