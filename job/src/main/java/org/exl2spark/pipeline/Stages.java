@@ -14,7 +14,8 @@ import org.apache.spark.scheduler.SparkListenerTaskEnd;
 /**
  * Runs one pass's tasks as a Spark job: one partition per task, results collected to the driver (they are small
  * reports; tasks exchange data only through the job directory). Each job runs under a readable group and
- * description (the Spark UI shows "measure layer 37 mlp"), and the driver prints done/total with an ETA.
+ * description (the Spark UI shows "measure layer 37 mlp"), and the driver prints done/total with an ETA, and at the
+ * end the stage's wall time (and, in local mode, its CPU time).
  */
 final class Stages {
     private final JavaSparkContext jsc;
@@ -32,13 +33,25 @@ final class Stages {
             return List.of();
         }
         jsc.setJobGroup(group, description, false);
+        long startNanos = System.nanoTime();
+        long startCpuNanos = processCpuNanos();
         progress.start(description, items.size());
+        List<R> results;
         try {
-            return jsc.parallelize(items, items.size()).map(task).collect();
+            results = jsc.parallelize(items, items.size()).map(task).collect();
         } finally {
             progress.stop();
             jsc.clearJobGroup();
         }
+        // printed here, not by the listener: Spark delivers listener events asynchronously, the last one may come late
+        String cpu = "";
+        if (jsc.isLocal() && startCpuNanos >= 0) {
+            // the executors run in this JVM: its CPU time is the stage's, steadier than wall time on a shared machine
+            cpu = String.format(Locale.ROOT, ", %.1f s CPU", (processCpuNanos() - startCpuNanos) / 1e9);
+        }
+        log.printf(Locale.ROOT, "%s: %d/%d done, %.1f s elapsed%s%n", description, items.size(), items.size(),
+                (System.nanoTime() - startNanos) / 1e9, cpu);
+        return results;
     }
 
     /** CPU time of this JVM's threads so far, or -1 where the JVM does not report it. */
@@ -51,7 +64,6 @@ final class Stages {
         private volatile String description;
         private volatile int total;
         private volatile long startNanos;
-        private volatile long startCpuNanos;
         private final AtomicInteger done = new AtomicInteger();
 
         void start(String what, int tasks) {
@@ -59,7 +71,6 @@ final class Stages {
             total = tasks;
             done.set(0);
             startNanos = System.nanoTime();
-            startCpuNanos = processCpuNanos();
             log.printf(Locale.ROOT, "%s: %d task%s%n", what, tasks, tasks == 1 ? "" : "s");
         }
 
@@ -74,18 +85,12 @@ final class Stages {
                 return;
             }
             int n = done.incrementAndGet();
-            double elapsed = (System.nanoTime() - startNanos) / 1e9;
-            double eta = n < total ? elapsed / n * (total - n) : 0;
-            String tail;
-            if (n < total) {
-                tail = String.format(Locale.ROOT, ", ETA %.0f s", eta);
-            } else if (jsc.isLocal() && startCpuNanos >= 0) {
-                // the executors run in this JVM: its CPU time is the stage's, steadier than wall time on a shared machine
-                tail = String.format(Locale.ROOT, ", %.1f s CPU", (processCpuNanos() - startCpuNanos) / 1e9);
-            } else {
-                tail = "";
+            if (n >= total) {
+                return; // run() prints the last line
             }
-            log.printf(Locale.ROOT, "%s: %d/%d done, %.1f s elapsed%s%n", what, n, total, elapsed, tail);
+            double elapsed = (System.nanoTime() - startNanos) / 1e9;
+            log.printf(Locale.ROOT, "%s: %d/%d done, %.1f s elapsed, ETA %.0f s%n", what, n, total, elapsed,
+                    elapsed / n * (total - n));
         }
     }
 }
