@@ -3,13 +3,17 @@ package org.exl2spark.pipeline;
 import java.io.PrintStream;
 import java.io.Serializable;
 import java.lang.management.ManagementFactory;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.api.java.function.Function;
 import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * Runs one pass's tasks as a Spark job: one partition per task, results collected to the driver (they are small
@@ -64,9 +68,12 @@ final class Stages {
         private volatile String description;
         private volatile int total;
         private volatile long startNanos;
+        /** The stages of the job run() started; empty until Spark reports it. */
+        private volatile Set<Object> stages = Set.of();
         private final AtomicInteger done = new AtomicInteger();
 
         void start(String what, int tasks) {
+            stages = Set.of();
             description = what;
             total = tasks;
             done.set(0);
@@ -79,9 +86,15 @@ final class Stages {
         }
 
         @Override
+        public void onJobStart(SparkListenerJobStart start) {
+            // events come in order, so a late task end of the previous job arrives before this and is not counted
+            stages = new HashSet<>(CollectionConverters.asJava(start.stageIds()));
+        }
+
+        @Override
         public void onTaskEnd(SparkListenerTaskEnd end) {
             String what = description;
-            if (what == null || !end.taskInfo().successful()) {
+            if (what == null || !end.taskInfo().successful() || !stages.contains(end.stageId())) {
                 return;
             }
             int n = done.incrementAndGet();
