@@ -53,9 +53,9 @@ mkdir -p "$bundle/lib"
 lib="$repo/job/target/lib"
 cp "$repo/job/target/exl2-spark.jar" "$repo/kernels/target/exl2-spark-kernels-"*.jar "$bundle/lib/"
 cp "$lib"/jcuda-[0-9]*.jar "$lib"/blas-*.jar "$lib"/lapack-*.jar "$lib"/arpack_combined_all-*.jar "$bundle/lib/"
-# the fixture's config.json parser and the CPU backend's logger
+# the fixture's config.json parser, the CPU backend's logger and its BLAS library probe (JNA)
 cp "$lib"/jackson-core-2*.jar "$lib"/jackson-databind-2*.jar "$lib"/jackson-annotations-2*.jar \
-  "$lib"/slf4j-api-*.jar "$bundle/lib/"
+  "$lib"/slf4j-api-*.jar "$lib"/jna-[0-9]*.jar "$bundle/lib/"
 
 model=${TINY_MODEL:-$repo/../shared/models/tiny-llama-16m}
 if [ ! -f "$bundle/tiny-forward.bin" ]; then
