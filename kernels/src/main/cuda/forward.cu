@@ -22,15 +22,30 @@ __device__ T block_sum(T v, T* scratch) {
     return s;
 }
 
-__device__ float block_max(float v, float* scratch) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+// Merges a running (max, sum of exp(x - max)) pair into another.
+__device__ __forceinline__ void merge_max_sum(float& m, float& s, float m2, float s2) {
+    const float mx = fmaxf(m, m2);
+    if (mx == -INFINITY) return;  // both empty
+    s = s * expf(m - mx) + s2 * expf(m2 - mx);
+    m = mx;
+}
+
+// The row's max and sum of exp(x - max) from every thread's running pair; every thread gets the result.
+__device__ void block_max_sum(float& m, float& s, float* scratchMax, float* scratchSum) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        merge_max_sum(m, s, m2, s2);
+    }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) {
+        scratchMax[warp] = m;
+        scratchSum[warp] = s;
+    }
     __syncthreads();
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    float m = -INFINITY;
-    for (int w = 0; w < ROW_THREADS / 32; ++w) m = fmaxf(m, scratch[w]);
-    return m;
+    m = -INFINITY;
+    s = 0.f;
+    for (int w = 0; w < ROW_THREADS / 32; ++w) merge_max_sum(m, s, scratchMax[w], scratchSum[w]);
 }
 
 __device__ __forceinline__ float warp_max(float v) {
@@ -238,17 +253,25 @@ extern "C" __global__ void add_tensors(const float* a, const float* b, float* ou
     for (i64 i = 4 * n4 + (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = a[i] + b[i];
 }
 
-// Softmax (logMode 0) or log-softmax (logMode 1) of each row of cols; one block per row; out may be x.
+// Softmax (logMode 0) or log-softmax (logMode 1) of each row of cols; one block per row; out may be x. The max
+// and the sum of exponentials come from one pass (a running sum rescaled when the max grows), the output from a
+// second.
 extern "C" __global__ void __launch_bounds__(ROW_THREADS)
 softmax_rows(const float* x, float* out, i64 cols, int logMode) {
-    __shared__ float scratch[ROW_THREADS / 32];
+    __shared__ float scratchMax[ROW_THREADS / 32];
+    __shared__ float scratchSum[ROW_THREADS / 32];
     const i64 base = (i64)blockIdx.x * cols;
-    float mx = -INFINITY;
-    for (i64 c = threadIdx.x; c < cols; c += ROW_THREADS) mx = fmaxf(mx, x[base + c]);
-    mx = block_max(mx, scratch);
-    float s = 0.f;
-    for (i64 c = threadIdx.x; c < cols; c += ROW_THREADS) s += expf(x[base + c] - mx);
-    s = block_sum(s, scratch);
+    float mx = -INFINITY, s = 0.f;
+    for (i64 c = threadIdx.x; c < cols; c += ROW_THREADS) {
+        const float v = x[base + c];
+        if (v > mx) {
+            s = s * expf(mx - v) + 1.f;
+            mx = v;
+        } else if (mx != -INFINITY) {  // else v is -inf too, and adds nothing
+            s += expf(v - mx);
+        }
+    }
+    block_max_sum(mx, s, scratchMax, scratchSum);
     if (logMode) {
         const float logSum = logf(s);
         // (x - max) first: exact near the max, where the large log-probabilities are

@@ -4,23 +4,21 @@
 //   tf32   each operand rounded to TF32 (10-bit mantissa): ~1e-3 relative error per product, the fast path;
 //   tf32x3 each operand split into a TF32 head and a TF32 tail, three products (head*tail, tail*head, head*head):
 //          about fp32's accuracy at a third of the tensor-core rate.
-// Tiles: 128x128 per block of 8 warps (2 x 4, 64x32 each), K in steps of 32 through a 3-stage cp.async pipeline in
-// dynamic shared memory. Blocks run in groups of 16 row tiles so concurrent blocks share A and B tiles in L2.
-// Every index is 64-bit.
+// Tiles: 128 rows x (32 * NT) columns per block of 8 warps (2 x 4, each 64 x 8*NT), K in steps of 32 through a
+// cp.async pipeline of STAGES tiles in dynamic shared memory; fragments come out of shared memory with ldmatrix (a TF32
+// element is a pair of b16 lanes, so an 8x8 b16 matrix is an 8x4 fp32 block, the fragment layout of m16n8k8).
+// Blocks run in groups of 16 row tiles so concurrent blocks share A and B tiles in L2. Every index is 64-bit.
 
 typedef long long i64;
 
 namespace {
 
 constexpr int BM = 128;
-constexpr int BN = 128;
 constexpr int BK = 32;
 constexpr int LDS = BK + 4;  // padded shared row: fragment reads of 8 rows x 4 columns hit 32 distinct banks
-constexpr int STAGES = 3;
 constexpr int THREADS = 256;
 constexpr int GROUP_M = 16;
 constexpr int MT = 4;  // m16 tiles per warp
-constexpr int NT = 4;  // n8 tiles per warp
 
 __device__ __forceinline__ unsigned to_tf32(float x) {
     unsigned r;
@@ -47,6 +45,14 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, int byte
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(bytes));
 }
 
+// Four 8x8 b16 matrices (8x4 fp32 blocks) from shared memory; lane l gives the address of row l%8 of matrix l/8.
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const float* rowAddress) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 
 template <int N>
@@ -54,14 +60,14 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N));
 }
 
-// Copies rows [r0, r0+128) x columns [k0, k0+32) of a [rows, K] matrix (row stride ld) into a padded shared tile,
-// zeros outside the matrix. VEC: rows start 16-byte aligned, so 16-byte copies (a partial one at K's end).
-template <bool VEC>
+// Copies rows [r0, r0+ROWS) x columns [k0, k0+32) of a [rows, K] matrix (row stride ld) into a padded shared
+// tile, zeros outside the matrix. VEC: rows start 16-byte aligned, so 16-byte copies (a partial one at K's end).
+template <int ROWS, bool VEC>
 __device__ __forceinline__ void load_tile(float* tile, const float* __restrict__ g, i64 ld, i64 rows, i64 K,
                                           i64 r0, i64 k0) {
     const int t = threadIdx.x;
 #pragma unroll
-    for (int c = 0; c < (BM * BK / 4) / THREADS; ++c) {
+    for (int c = 0; c < (ROWS * BK / 4) / THREADS; ++c) {
         const int idx = t + c * THREADS;
         const int row = idx >> 3;
         const int col = (idx & 7) * 4;
@@ -82,10 +88,11 @@ __device__ __forceinline__ void load_tile(float* tile, const float* __restrict__
     }
 }
 
-template <bool SPLIT, bool VEC>
+template <bool SPLIT, bool VEC, int NT, int STAGES>
 __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
                         const float* __restrict__ B, i64 ldb, const float* __restrict__ bias, float beta,
                         float* __restrict__ C, i64 ldc) {
+    constexpr int BN = 4 * 8 * NT;
     extern __shared__ __align__(16) float smem[];
     float* As = smem;                      // [STAGES][BM][LDS]
     float* Bs = smem + STAGES * BM * LDS;  // [STAGES][BN][LDS]
@@ -100,8 +107,12 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
     const i64 n0 = inGroup / groupRows * BN;
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 8 * NT;
     const int g = lane >> 2, tq = lane & 3;
+    // ldmatrix row addresses: lane l points at row l%8 of matrix l/8
+    const int lrow = lane & 7, lmat = lane >> 3;
+    const int aRow = wm + lrow + (lmat & 1) * 8, aCol = (lmat >> 1) * 4;  // a0..a3: rows +0/+8, k +0/+4
+    const int bRow = wn + lrow + (lmat >> 1) * 8, bCol = (lmat & 1) * 4;  // b0, b1 of n-tile j, then of j + 1
 
     float acc[MT][NT][4];
 #pragma unroll
@@ -115,8 +126,8 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < kTiles) {
-            load_tile<VEC>(As + s * BM * LDS, A, lda, M, K, m0, (i64)s * BK);
-            load_tile<VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, (i64)s * BK);
+            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, (i64)s * BK);
+            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, (i64)s * BK);
         }
         cp_async_commit();
     }
@@ -127,8 +138,8 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
         const i64 next = kt + STAGES - 1;
         if (next < kTiles) {
             const int s = (int)(next % STAGES);
-            load_tile<VEC>(As + s * BM * LDS, A, lda, M, K, m0, next * BK);
-            load_tile<VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, next * BK);
+            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, next * BK);
+            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, next * BK);
         }
         cp_async_commit();
 
@@ -140,22 +151,24 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
             unsigned at[MT][4], bt[NT][2];
 #pragma unroll
             for (int i = 0; i < MT; ++i) {
-                const float* p = a + (wm + i * 16 + g) * LDS + kk + tq;
-                const float v[4] = {p[0], p[8 * LDS], p[4], p[8 * LDS + 4]};
+                unsigned raw[4];
+                ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
-                    af[i][e] = to_tf32(v[e]);
-                    if (SPLIT) at[i][e] = to_tf32(v[e] - __uint_as_float(af[i][e]));
+                    const float v = __uint_as_float(raw[e]);
+                    af[i][e] = to_tf32(v);
+                    if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
                 }
             }
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                const float* p = b + (wn + j * 8 + g) * LDS + kk + tq;
-                const float v[2] = {p[0], p[4]};
+            for (int j = 0; j < NT; j += 2) {
+                unsigned raw[4];
+                ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
 #pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    bf[j][e] = to_tf32(v[e]);
-                    if (SPLIT) bt[j][e] = to_tf32(v[e] - __uint_as_float(bf[j][e]));
+                for (int e = 0; e < 4; ++e) {
+                    const float v = __uint_as_float(raw[e]);
+                    bf[j + (e >> 1)][e & 1] = to_tf32(v);
+                    if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(bf[j + (e >> 1)][e & 1]));
                 }
             }
 #pragma unroll
@@ -192,14 +205,22 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
 
 }  // namespace
 
-#define TC_GEMM(NAME, SPLIT, VEC, MIN_BLOCKS)                                                                  \
-    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)                                          \
+// Shared memory per block: STAGES * (128 + 32 * NT) * (32 + 4) floats; TensorCoreGemm.java picks the variant.
+//   tf32          64x64 per warp (128 x 256 per block), 3 stages: 162 KiB, one block per multiprocessor
+//   tf32x3        64x32 per warp (128 x 128 per block), 3 stages: 108 KiB (head and tail fragments need registers)
+//   *_small       64x32 per warp, 2 stages: 72 KiB, for devices with at most 99 KiB per block (sm_86, sm_89)
+#define TC_GEMM(NAME, SPLIT, VEC, NT, STAGES)                                                                  \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                   \
     NAME(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda, const float* __restrict__ B, \
          i64 ldb, const float* __restrict__ bias, float beta, float* __restrict__ C, i64 ldc) {               \
-        gemm_nt<SPLIT, VEC>(M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);                                \
+        gemm_nt<SPLIT, VEC, NT, STAGES>(M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);                    \
     }
 
-TC_GEMM(gemm_nt_tf32_vec, false, true, 2)
-TC_GEMM(gemm_nt_tf32, false, false, 2)
-TC_GEMM(gemm_nt_tf32x3_vec, true, true, 1)
-TC_GEMM(gemm_nt_tf32x3, true, false, 1)
+TC_GEMM(gemm_nt_tf32_vec, false, true, 8, 3)
+TC_GEMM(gemm_nt_tf32, false, false, 8, 3)
+TC_GEMM(gemm_nt_tf32x3_vec, true, true, 4, 3)
+TC_GEMM(gemm_nt_tf32x3, true, false, 4, 3)
+TC_GEMM(gemm_nt_tf32_small_vec, false, true, 4, 2)
+TC_GEMM(gemm_nt_tf32_small, false, false, 4, 2)
+TC_GEMM(gemm_nt_tf32x3_small_vec, true, true, 4, 2)
+TC_GEMM(gemm_nt_tf32x3_small, true, false, 4, 2)

@@ -16,8 +16,9 @@ import org.exl2spark.kernels.TensorCoreGemm.Precision;
  * ({@link GpuContext}, shared by all backends of the JVM on that device). Operations are queued on the default
  * stream in call order; {@link #download} waits for them.
  *
- * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32 by default: the forward's
- * activations tolerate its 1e-3 relative error); {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
+ * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
+ * layer's output, 2.8× the rate of split TF32, which matches fp32); {@link #matmul} on the tensor cores at fp32
+ * accuracy (split TF32);
  * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). CPU twins: {@link CpuBackend}.
  */
 public final class CudaBackend implements Backend {
@@ -43,11 +44,11 @@ public final class CudaBackend implements Backend {
 
     /**
      * A backend on CUDA device {@code ordinal} (the JVM's shared context for it, current on this thread), with a
-     * pool of the device's free memory less {@link DeviceMemory#DEFAULT_RESERVE} and TF32 linears.
+     * pool of the device's free memory less {@link DeviceMemory#DEFAULT_RESERVE}.
      */
-    public static CudaBackend open(int ordinal) {
+    public static CudaBackend open(int ordinal, Precision linearPrecision) {
         GpuContext context = GpuContext.forDevice(ordinal);
-        return new CudaBackend(context, DeviceMemory.defaultBudget(context), Precision.TF32);
+        return new CudaBackend(context, DeviceMemory.defaultBudget(context), linearPrecision);
     }
 
     public GpuContext context() {

@@ -19,6 +19,7 @@ import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.GpuTimer;
+import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
 import org.exl2spark.model.Transformer;
 
@@ -167,6 +168,27 @@ public final class GpuBackendTest {
                     errFast));
             expect(errExact < 1e-5, "linear split TF32 " + shape, String.format(Locale.ROOT,
                     "max error %.2e of max |y|", errExact));
+        }
+        // the 72 KiB tile variants, which devices with at most 99 KiB of shared memory per block (sm_86, sm_89) run
+        TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, true);
+        int rows = 257;
+        int in = 1023;
+        int out = 300;
+        float[] x = gaussian(rows * in, 1);
+        float[] w = gaussian(out * in, 0.05);
+        float[] b = gaussian(out, 1);
+        float[] ref = linearOn(cpu, x, w, b, rows, in, out);
+        for (Precision p : Precision.values()) {
+            float[] got;
+            try (DeviceTensor tx = fast.upload(x.clone(), rows, in); DeviceTensor tw = fast.upload(w.clone(), out, in);
+                    DeviceTensor tb = fast.upload(b.clone(), 1, out); DeviceTensor ty = fast.zeros(rows, out)) {
+                smallTiles.gemmNT(tx.matrix(), tw.matrix(), ty.matrix(), tb.matrix(), 1f, 0f, p);
+                got = fast.download(ty);
+            }
+            double err = scaledErr(got, ref);
+            double tolerance = p == Precision.TF32 ? 4e-3 : 1e-5;
+            expect(err < tolerance, "linear " + p + ", small tiles, " + rows + "×" + in + " · (" + out + "×" + in
+                    + ")ᵀ + bias", String.format(Locale.ROOT, "max error %.2e of max |y|", err));
         }
     }
 

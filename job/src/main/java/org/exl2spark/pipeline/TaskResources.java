@@ -11,6 +11,7 @@ import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.CudaBackend;
 import org.exl2spark.kernels.CudaRuntime;
 import org.exl2spark.kernels.CudaStatus;
+import org.exl2spark.kernels.TensorCoreGemm.Precision;
 import org.exl2spark.model.CheckpointWeights;
 import org.exl2spark.model.WeightSource;
 import org.exl2spark.io.ModelDirectory;
@@ -67,7 +68,10 @@ final class TaskResources {
                     status.reason(), cpu.describe());
             return cpu;
         }
-        CudaBackend gpu = CudaBackend.open(device.getAsInt());
+        // fp32-accurate linears: measurement compares quantized and reference block outputs, and TF32's rounding
+        // (up to ~4e-4 of a linear's output scale in GpuBackendTest) would add to the smallest errors, those of the
+        // high-bitrate options, and set the conversion apart from the CPU path's
+        CudaBackend gpu = CudaBackend.open(device.getAsInt(), Precision.TF32X3);
         LOG.info("{}: backend {}", task, gpu.describe());
         return gpu;
     }

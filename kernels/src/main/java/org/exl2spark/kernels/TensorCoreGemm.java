@@ -11,29 +11,61 @@ public final class TensorCoreGemm {
     /** How the fp32 operands meet the TF32 tensor cores. */
     public enum Precision {
         /** Operands rounded to TF32 (10-bit mantissa), fp32 accumulation: about 1e-3 relative error, fastest. */
-        TF32("gemm_nt_tf32"),
+        TF32("gemm_nt_tf32", 256),
         /**
          * Each operand split into a TF32 head and tail, three products per step: about fp32's accuracy at a third
          * of the TF32 rate.
          */
-        TF32X3("gemm_nt_tf32x3");
+        TF32X3("gemm_nt_tf32x3", 128);
 
         private final String kernel;
+        private final int tileCols;
 
-        Precision(String kernel) {
+        Precision(String kernel, int tileCols) {
             this.kernel = kernel;
+            this.tileCols = tileCols;
         }
     }
 
-    private static final int TILE = 128;
+    /** One compiled tile configuration of tcgemm.cu (its TC_GEMM list). */
+    private record Variant(String kernel, int tileCols, int stages) {
+        int sharedBytes() {
+            return TensorCoreGemm.sharedBytes(tileCols, stages);
+        }
+    }
+
+    private static final int TILE_ROWS = 128;
     private static final int THREADS = 256;
-    /** tcgemm.cu: STAGES × (BM + BN) × (BK + 4) floats. */
-    private static final int SHARED_BYTES = 3 * (128 + 128) * (32 + 4) * Float.BYTES;
+    /** Pipeline depth of the wide variants (4 measured no faster on the H100, and 3 fits an A100's 163 KiB). */
+    private static final int STAGES = 3;
+    /** The fallback of every precision: 128 × 128 tiles, 2 stages (72 KiB), for devices with ≤ 99 KiB per block. */
+    private static final int SMALL_COLS = 128;
+    private static final int SMALL_STAGES = 2;
 
     private final GpuContext context;
+    private final boolean small;
 
+    /** The widest tiles whose shared memory the device gives a block. */
     public TensorCoreGemm(GpuContext context) {
+        this(context, context.device().maxSharedMemoryPerBlockOptin() < sharedBytes(Precision.TF32.tileCols, STAGES));
+    }
+
+    /**
+     * @param smallTiles use the 72 KiB variants, which devices with at most 99 KiB of shared memory per block run
+     *                   (on a bigger device: to test them)
+     */
+    public TensorCoreGemm(GpuContext context, boolean smallTiles) {
         this.context = context;
+        this.small = smallTiles;
+    }
+
+    /** tcgemm.cu's shared memory per block: STAGES × (BM + BN) × (BK + 4) floats. */
+    private static int sharedBytes(int tileCols, int stages) {
+        return stages * (TILE_ROWS + tileCols) * (32 + 4) * Float.BYTES;
+    }
+
+    private Variant variant(Precision p) {
+        return small ? new Variant(p.kernel + "_small", SMALL_COLS, SMALL_STAGES) : new Variant(p.kernel, p.tileCols, STAGES);
     }
 
     /**
@@ -57,13 +89,14 @@ public final class TensorCoreGemm {
             return;
         }
         boolean vec = k == 0 || a.vectorAligned() && b.vectorAligned();
-        long tiles = DenseKernels.ceilDiv(m, TILE) * DenseKernels.ceilDiv(n, TILE);
+        Variant v = variant(precision);
+        long tiles = DenseKernels.ceilDiv(m, TILE_ROWS) * DenseKernels.ceilDiv(n, v.tileCols());
         KernelArgs args = new KernelArgs().i64(m).i64(n).i64(k).f32(alpha)
                 .address(a.address()).i64(a.ld())
                 .address(b.address()).i64(b.ld())
                 .address(bias == null ? 0 : bias.address())
                 .f32(beta).matrix(c).i64(c.ld());
-        context.launch(new GpuContext.KernelRef(FAMILY, precision.kernel + (vec ? "_vec" : "")), tiles, 1, THREADS,
-                1, SHARED_BYTES, args);
+        context.launch(new GpuContext.KernelRef(FAMILY, v.kernel() + (vec ? "_vec" : "")), tiles, 1, THREADS, 1,
+                v.sharedBytes(), args);
     }
 }
