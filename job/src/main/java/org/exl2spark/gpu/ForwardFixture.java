@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.GZIPOutputStream;
 import org.apache.hadoop.conf.Configuration;
@@ -72,7 +73,7 @@ public final class ForwardFixture {
             for (int id : tokens.ids()) {
                 out.writeInt(id);
             }
-            writeTensor(out, "embed", weights.embeddings());
+            writeTensor(out, "embed", weights.embeddingRows(IntStream.range(0, arch.vocabSize()).toArray()));
             for (LayerSpec layer : arch.layers()) {
                 for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
                     writeTensor(out, normKey(block.normName()), weights.norm(block.normName()));
@@ -169,8 +170,21 @@ public final class ForwardFixture {
         }
 
         @Override
-        public float[] embeddings() throws IOException {
-            return get("embed");
+        public float[] embeddingRows(int[] ids) throws IOException {
+            float[] table = tensors.get("embed");
+            if (table == null) {
+                throw new IOException(file + " has no embedding table");
+            }
+            int hidden = architecture.hiddenSize();
+            float[] rows = new float[Math.multiplyExact(ids.length, hidden)];
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] < 0 || ids[i] >= architecture.vocabSize()) {
+                    throw new IllegalArgumentException("token id " + ids[i] + " is outside the vocabulary [0, "
+                            + architecture.vocabSize() + ")");
+                }
+                System.arraycopy(table, Math.toIntExact((long) ids[i] * hidden), rows, i * hidden, hidden);
+            }
+            return rows;
         }
 
         /** A copy: backends may keep an uploaded array. */
