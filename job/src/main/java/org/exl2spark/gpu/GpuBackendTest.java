@@ -1,8 +1,6 @@
 package org.exl2spark.gpu;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
@@ -18,7 +16,6 @@ import org.exl2spark.kernels.CudaStatus;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GpuContext;
-import org.exl2spark.kernels.GpuTimer;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
 import org.exl2spark.model.Transformer;
@@ -32,16 +29,13 @@ import org.exl2spark.model.Transformer;
  * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]</pre>
  */
 public final class GpuBackendTest {
-    private static final double PEAK_BYTES = 3.0e12;
     /** The acceptance bound on the GPU eval's perplexity against the CPU's. */
     private static final double PERPLEXITY_TOLERANCE = 0.1;
 
     private final GpuContext ctx;
     private final CpuBackend cpu;
     private final SplittableRandom random;
-    private int passed;
-    private final List<String> failures = new ArrayList<>();
-    private final List<String> perfLines = new ArrayList<>();
+    private final CheckReport report = new CheckReport();
 
     private GpuBackendTest(GpuContext ctx, CpuBackend cpu, long seed) {
         this.ctx = ctx;
@@ -89,12 +83,7 @@ public final class GpuBackendTest {
                 Path f = fixture;
                 t.section("tiny model: logits and perplexity", () -> t.tinyModel(f));
             }
-            System.out.println();
-            System.out.println("PERF summary (device " + ctx.device().name() + "):");
-            t.perfLines.forEach(l -> System.out.println("  " + l));
-            System.out.println("SUMMARY: " + t.passed + " PASS, " + t.failures.size() + " FAIL, seed " + seed);
-            t.failures.forEach(f -> System.out.println("  FAILED: " + f));
-            System.exit(t.failures.isEmpty() ? 0 : 1);
+            System.exit(t.report.summarize(ctx.device().name(), seed));
         }
     }
 
@@ -105,29 +94,14 @@ public final class GpuBackendTest {
             body.run();
             ctx.synchronize();
         } catch (Throwable e) {
-            fail(name, "threw " + e);
+            report.fail(name, "threw " + e);
             e.printStackTrace(System.out);
         }
         System.out.printf(Locale.ROOT, "      %s: %.1f s wall%n", name, (System.nanoTime() - t0) / 1e9);
     }
 
     private void expect(boolean ok, String name, String detail) {
-        if (ok) {
-            passed++;
-            System.out.println("PASS  " + name + ": " + detail);
-        } else {
-            fail(name, detail);
-        }
-    }
-
-    private void fail(String name, String detail) {
-        failures.add(name + ": " + detail);
-        System.out.println("FAIL  " + name + ": " + detail);
-    }
-
-    private void perf(String line) {
-        perfLines.add(line);
-        System.out.println("PERF  " + line);
+        report.expect(ok, name, detail);
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -533,28 +507,15 @@ public final class GpuBackendTest {
     }
 
     private void perfFlops(String what, double flops, double ms) {
-        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.1f TFLOP/s", what, ms, flops / (ms / 1e3) / 1e12));
+        report.perf(String.format(Locale.ROOT, "%s: %.3f ms, %.1f TFLOP/s", what, ms, flops / (ms / 1e3) / 1e12));
     }
 
     private void perfBytes(String what, double bytes, double ms) {
-        double rate = bytes / (ms / 1e3);
-        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.0f GB/s = %.0f%% of %.1f TB/s", what, ms, rate / 1e9,
-                100 * rate / PEAK_BYTES, PEAK_BYTES / 1e12));
+        report.perfBytes(what, bytes, ms);
     }
 
-    /** Median device time of {@code runs} runs after one warm-up run. */
     private double median(int runs, Runnable work) {
-        work.run();
-        double[] ms = new double[runs];
-        try (GpuTimer timer = new GpuTimer(ctx)) {
-            for (int i = 0; i < runs; i++) {
-                timer.start();
-                work.run();
-                ms[i] = timer.stopMillis();
-            }
-        }
-        java.util.Arrays.sort(ms);
-        return ms[runs / 2];
+        return CheckReport.median(ctx, runs, work);
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -590,7 +551,8 @@ public final class GpuBackendTest {
                 int positions = ref.length / vocab;
                 int agree = 0;
                 for (int pos = 0; pos < positions; pos++) {
-                    agree += argmax(got, pos * vocab, vocab) == argmax(ref, pos * vocab, vocab) ? 1 : 0;
+                    agree += PerplexityEval.argmax(got, pos * vocab, vocab) == PerplexityEval.argmax(ref, pos * vocab,
+                            vocab) ? 1 : 0;
                 }
                 double tolerance = p == Precision.TF32 ? 2e-2 : 1e-4;
                 expect(err < tolerance, "tiny logits, linear " + p, String.format(Locale.ROOT,
@@ -601,13 +563,13 @@ public final class GpuBackendTest {
         }
 
         PerplexityEval.Result cpuEval = new PerplexityEval(cpu, s -> { }).evaluate(f.weights(), f.tokens());
-        perf(String.format(Locale.ROOT, "tiny eval %d×%d on CPU (%s): perplexity %.4f, %.2f s", f.tokens().rows(),
+        report.perf(String.format(Locale.ROOT, "tiny eval %d×%d on CPU (%s): perplexity %.4f, %.2f s", f.tokens().rows(),
                 f.tokens().length(), cpu.describe(), cpuEval.perplexity(), cpuEval.seconds()));
         for (Precision p : Precision.values()) {
             try (CudaBackend gpu = gpu(p)) {
                 PerplexityEval.Result r = new PerplexityEval(gpu, s -> { }).evaluate(f.weights(), f.tokens());
                 double delta = Math.abs(r.perplexity() - cpuEval.perplexity());
-                perf(String.format(Locale.ROOT, "tiny eval on GPU, linear %s: perplexity %.4f, %.2f s, pool peak %s", p,
+                report.perf(String.format(Locale.ROOT, "tiny eval on GPU, linear %s: perplexity %.4f, %.2f s, pool peak %s", p,
                         r.perplexity(), r.seconds(), Bytes.format(gpu.memory().peak())));
                 expect(delta < PERPLEXITY_TOLERANCE, "tiny perplexity, linear " + p, String.format(Locale.ROOT,
                         "%.4f vs CPU %.4f (|Δ| %.4f, bound %.1f)", r.perplexity(), cpuEval.perplexity(), delta,
@@ -677,13 +639,4 @@ public final class GpuBackendTest {
         return maxDiff == 0 ? 0 : maxDiff / Math.max(maxRef, Double.MIN_NORMAL);
     }
 
-    private static int argmax(float[] x, int base, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (x[base + i] > x[base + best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 }
