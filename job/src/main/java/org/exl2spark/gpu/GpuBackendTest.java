@@ -1,6 +1,7 @@
 package org.exl2spark.gpu;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
@@ -18,7 +19,14 @@ import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
+import org.exl2spark.model.LayerSpec;
+import org.exl2spark.model.LinearInputObserver;
+import org.exl2spark.model.ModelArchitecture;
 import org.exl2spark.model.Transformer;
+import org.exl2spark.pipeline.BlockMeasurement;
+import org.exl2spark.pipeline.BlockRunner;
+import org.exl2spark.pipeline.HiddenStates;
+import org.exl2spark.quant.BlockCandidate;
 
 /**
  * The CUDA backend against the CPU backend: every {@link org.exl2spark.backend.Backend} operation on fresh random
@@ -576,12 +584,78 @@ public final class GpuBackendTest {
                         PERPLEXITY_TOLERANCE));
             }
         }
+        layerZeroMeasurement(f);
         try (CudaBackend gpu = gpu(Precision.TF32)) {
             PerplexityEval.Result self = new PerplexityEval(gpu, s -> { }).evaluate(f.weights(), f.weights(),
                     f.tokens());
             expect(Math.abs(self.meanKlDivergence()) < 1e-6 && self.top1Agreement() == 1.0, "tiny eval vs itself",
                     String.format(Locale.ROOT, "mean KL %.2e, top-1 agreement %.4f (%.2f s)", self.meanKlDivergence(),
                             self.top1Agreement(), self.seconds()));
+        }
+    }
+
+    /**
+     * Layer 0's measurement (EXL2-SPEC D: Hessians, GPTQ of every candidate setting on the host, candidate forwards)
+     * with the forwards and Hessians on each backend, over 4 × 2048 held-out tokens; both blocks get the same input
+     * states (computed on the CPU), so differences come from the block's own computation.
+     */
+    private void layerZeroMeasurement(ForwardFixture.Contents f) throws Exception {
+        ModelArchitecture arch = f.architecture();
+        int rows = 4;
+        int[][] tokens = f.tokens().rows(0, rows);
+        int length = tokens[0].length;
+        Transformer cpuModel = new Transformer(arch, cpu);
+        HiddenStates embedded;
+        try (Tensor h = cpuModel.embed(f.weights(), tokens)) {
+            embedded = new HiddenStates(cpu.download(h), rows, length, arch.hiddenSize());
+        }
+        LayerSpec layer = arch.layer(0);
+        HiddenStates mlpInput;
+        try (Transformer.BlockWeights attention = cpuModel.loadBlock(f.weights(), layer.attention())) {
+            mlpInput = new BlockRunner(cpuModel, rows).forward(embedded, attention, LinearInputObserver.NONE);
+        }
+        List<List<BlockCandidate>> reference = null;
+        for (Precision p : new Precision[] {null, Precision.TF32X3, Precision.TF32}) {
+            try (Backend be = p == null ? new CpuBackend() : gpu(p)) {
+                long t0 = System.nanoTime();
+                BlockMeasurement m = new BlockMeasurement(new BlockRunner(new Transformer(arch, be), 2));
+                List<List<BlockCandidate>> measured = List.of(m.measure(f.weights(), layer.attention(), embedded),
+                        m.measure(f.weights(), layer.mlp(), mlpInput));
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                if (p == null) {
+                    reference = measured;
+                    report.perf(String.format(Locale.ROOT, "layer 0 measurement on CPU: %d + %d candidates, %.1f s",
+                            measured.get(0).size(), measured.get(1).size(), seconds));
+                    continue;
+                }
+                double worst = 0;
+                int pairs = 0;
+                int reordered = 0;
+                for (int b = 0; b < 2; b++) {
+                    List<BlockCandidate> cpuBlock = reference.get(b);
+                    List<BlockCandidate> gpuBlock = measured.get(b);
+                    for (int c = 0; c < gpuBlock.size(); c++) {
+                        double ref = 1 - cpuBlock.get(c).accuracy();
+                        worst = Math.max(worst, Math.abs(1 - gpuBlock.get(c).accuracy() - ref) / ref);
+                        for (int d = 0; d < c; d++) {
+                            pairs++;
+                            boolean cpuOrder = cpuBlock.get(c).accuracy() < cpuBlock.get(d).accuracy();
+                            boolean gpuOrder = gpuBlock.get(c).accuracy() < gpuBlock.get(d).accuracy();
+                            reordered += cpuOrder != gpuOrder ? 1 : 0;
+                        }
+                    }
+                }
+                String detail = String.format(Locale.ROOT, "layer 0, linears %s: candidate errors within %.2e"
+                        + " (relative) of the CPU's, %d of %d candidate pairs ordered differently; %.1f s", p, worst,
+                        reordered, pairs, seconds);
+                if (p == Precision.TF32X3) {
+                    // what the pipeline's GPU tasks run. GPTQ's rounding decisions follow fp32-level differences of the
+                    // Hessian, so errors differ by a few 1e-3 (BENCHMARKS.md); the bound is for gross faults
+                    expect(worst < 1e-2, "tiny measurement", detail);
+                } else {
+                    report.perf("tiny measurement, " + detail);
+                }
+            }
         }
     }
 
