@@ -1,5 +1,6 @@
 package org.exl2spark.backend;
 
+import java.util.List;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
@@ -35,6 +36,10 @@ public final class CudaBackend implements Backend {
      */
     public CudaBackend(GpuContext context, long budgetBytes, Precision linearPrecision) {
         this.context = context.makeCurrent();
+        // the kernel images load now (once per device), so a jar built without nvcc fails here, by name
+        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+            context.module(family);
+        }
         this.memory = new DeviceMemory(context, budgetBytes);
         this.dense = new DenseKernels(context);
         this.forward = new ForwardKernels(context);
