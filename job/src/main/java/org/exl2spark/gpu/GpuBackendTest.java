@@ -31,8 +31,9 @@ import org.exl2spark.quant.BlockCandidate;
 /**
  * The CUDA backend against the CPU backend: every {@link org.exl2spark.backend.Backend} operation on fresh random
  * inputs (seed printed), edge shapes included; device timings of the products (tensor-core TF32 and split TF32 against
- * the fp32 SIMT GEMM) and of the memory-bound kernels; and, given a {@link ForwardFixture}, the tiny model's logits
- * and its perplexity evaluation on both backends. Prints PASS/FAIL/PERF lines and a summary; exits 1 on a failure.
+ * the fp32 SIMT GEMM) and of the memory-bound kernels; and, given a {@link ForwardFixture}, the tiny model's logits,
+ * its perplexity evaluation and its layer 0 measurement on both backends. Prints PASS/FAIL/PERF lines and a summary;
+ * exits 1 on a failure.
  *
  * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]</pre>
  */
