@@ -11,6 +11,9 @@ import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
+import org.exl2spark.backend.CpuBackend;
+import org.exl2spark.backend.CpuGptq;
+import org.exl2spark.backend.Tensor;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.CudaRuntime;
@@ -26,9 +29,7 @@ import org.exl2spark.kernels.GpuTimer;
 import org.exl2spark.kernels.GptqKernels;
 import org.exl2spark.kernels.KernelImages;
 import org.exl2spark.quant.AdaptiveGptq;
-import org.exl2spark.quant.DenseMath;
 import org.exl2spark.quant.GptqResult;
-import org.exl2spark.quant.Hessian;
 import org.exl2spark.quant.QParams;
 import org.netlib.util.intW;
 
@@ -52,6 +53,8 @@ public final class GpuSelfTest {
     private final CholeskyKernels cholesky;
     private final GptqKernels gptq;
     private final long seed;
+    /** The CPU twins of the kernels. */
+    private final CpuBackend cpu = new CpuBackend();
     private final SplittableRandom random;
     private int passed;
     private final List<String> failures = new ArrayList<>();
@@ -89,7 +92,7 @@ public final class GpuSelfTest {
             }
         }
         System.out.println("exl2-spark GPU self-test, seed " + seed + ", Java " + Runtime.version() + ", CPU twins on "
-                + DenseMath.blasName() + " with " + Runtime.getRuntime().availableProcessors() + " cores");
+                + CpuBackend.blasName() + " with " + Runtime.getRuntime().availableProcessors() + " cores");
         long t0 = System.nanoTime();
         CudaStatus status = CudaRuntime.status();
         System.out.printf(Locale.ROOT, "probe: %s (%.0f ms)%n", status, (System.nanoTime() - t0) / 1e6);
@@ -407,11 +410,7 @@ public final class GpuSelfTest {
         }
         dense.symmetrize(h, 1f / batches);
         float[] got = h.download();
-        Hessian twin = new Hessian(n);
-        for (int b = 0; b < batches; b++) {
-            twin.addBatch(x, b * chunk * n, chunk);
-        }
-        float[] cpu = twin.toMatrix();
+        float[] cpu = cpuHessian(x, batches * chunk, n, batches);
         double[] ref = new double[n * n];
         DBLAS.dgemm("N", "T", n, n, batches * chunk, 1.0 / batches, toDouble(x), 0, n, toDouble(x), 0, n, 0, ref, 0, n);
         double errGpu = relErr(got, ref);
@@ -464,7 +463,7 @@ public final class GpuSelfTest {
                     w.upload(host);
                     gptq.findParams(w, a, a + g, bits, ws);
                     GptqKernels.GroupScales got = ws.read();
-                    AdaptiveGptq.ScaleSearch twin = AdaptiveGptq.findParams(host, a, a + g, cols, bits);
+                    CpuGptq.ScaleSearch twin = CpuGptq.findParams(host, a, a + g, cols, bits);
                     int scaleDiff = 0;
                     int codeDiff = 0;
                     for (int n = 0; n < cols; n++) {
@@ -483,7 +482,7 @@ public final class GpuSelfTest {
                 }
             }
         }
-        expect(exact == cases, "find_params vs AdaptiveGptq.findParams (bit-exact)", exact + "/" + cases
+        expect(exact == cases, "find_params vs CpuGptq.findParams (bit-exact)", exact + "/" + cases
                 + " groups identical (scales, codes, q_scale_max) over bits 2..8, groups 32..256, 4100 columns"
                 + (mismatches.isEmpty() ? "" : "; " + mismatches));
         memory.free(w.buffer());
@@ -517,11 +516,11 @@ public final class GpuSelfTest {
             int a = cs[1];
             int b = cs[2];
             float[] wc = w0.clone();
-            AdaptiveGptq.ScaleSearch s = AdaptiveGptq.findParams(wc, a, b, cols, bits);
+            CpuGptq.ScaleSearch s = CpuGptq.findParams(wc, a, b, cols, bits);
             byte[][] codesCpu = new byte[rows][cols];
             float[] deqCpu = new float[rows * cols];
             float[] errCpu = new float[(b - a) * cols];
-            AdaptiveGptq.quantizeGroup(wc, rows, cols, u, a, b, bits, s.scale(), codesCpu, deqCpu, errCpu);
+            CpuGptq.quantizeGroup(wc, rows, cols, u, a, b, bits, s.scale(), codesCpu, deqCpu, errCpu);
             scale.copyFromHost(s.scale(), 0, cols, 0);
             deq.buffer().fill32(0, (long) rows * cols, Float.floatToRawIntBits(Float.NaN));
             gptq.quantizeGroup(w, du, a, b, bits, scale, codes, deq, err);
@@ -541,7 +540,7 @@ public final class GpuSelfTest {
             }
             expect(codeDiff + deqDiff + errDiff == 0,
                     "quantize group bits=" + bits + " rows [" + a + "," + b + ") × " + cols,
-                    "differing from AdaptiveGptq.quantizeGroup bit for bit: codes " + codeDiff + ", dequant " + deqDiff
+                    "differing from CpuGptq.quantizeGroup bit for bit: codes " + codeDiff + ", dequant " + deqDiff
                             + ", errors " + errDiff + " of " + (b - a) * cols);
         }
         for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), deq.buffer(), err.buffer(), codes, scale)) {
@@ -580,8 +579,14 @@ public final class GpuSelfTest {
         gptq.lazyUpdate(w, du, a, b, de);
         float[] got = w.download();
         float[] cpu = w0.clone();
-        DenseMath.gemm(true, false, rows - b, cols, b - a, -1f, u, a * rows + b, rows, e, 0, cols, 1f, cpu, b * cols,
-                cols);
+        float[] uPanel = new float[(b - a) * (rows - b)];
+        for (int r = a; r < b; r++) {
+            System.arraycopy(u, r * rows + b, uPanel, (r - a) * (rows - b), rows - b);
+        }
+        float[] cpuTail = Arrays.copyOfRange(cpu, b * cols, rows * cols);
+        this.cpu.matmul(this.cpu.upload(uPanel, b - a, rows - b), true, this.cpu.upload(e.clone(), b - a, cols), false,
+                this.cpu.upload(cpuTail, rows - b, cols), -1f, 1f);
+        System.arraycopy(cpuTail, 0, cpu, b * cols, cpuTail.length);
         double[] ref = toDouble(w0);
         DBLAS.dgemm("N", "T", cols, rows - b, b - a, -1.0, toDouble(e), 0, cols, toDouble(u), a * rows + b, rows, 1.0,
                 ref, b * cols, cols);
@@ -627,12 +632,19 @@ public final class GpuSelfTest {
         int tokens = 2048;
         float[] x = gaussian(tokens * in, 1f);
         scaleColumns(x, tokens, in, 1.5);
-        Hessian hessian = new Hessian(in);
-        hessian.addBatch(x, 0, tokens);
-        AdaptiveGptq.Preparation prep = AdaptiveGptq.prepare(hessian.toMatrix(), in, "selftest.linear");
+        float[] hm = cpuHessian(x, tokens, in, tokens);
+        AdaptiveGptq.Preparation prep = AdaptiveGptq.prepare(cpu, cpu.upload(hm, in, in), "selftest.linear");
         float[] weight = gaussian(out * in, 0.02f);
         QParams qp = new QParams(new int[] {64, 128}, new int[] {6, 4}, new double[] {0.25, 0.75}, 4);
-        GptqResult twin = AdaptiveGptq.quantize(weight, out, in, prep, qp);
+        float[] twinHf = new float[out * in];
+        GptqResult twin = AdaptiveGptq.quantize(cpu, cpu.upload(weight, out, in), prep, qp,
+                cpu.upload(twinHf, out, in));
+        float[] twinDequant = new float[in * out];
+        for (int k = 0; k < in; k++) {
+            for (int n = 0; n < out; n++) {
+                twinDequant[k * out + n] = twinHf[n * in + k];
+            }
+        }
 
         int rows = in;
         int cols = out;
@@ -649,7 +661,7 @@ public final class GpuSelfTest {
         DeviceMatrix err = memory.matrix("E", 128, cols);
         DeviceBuffer codes = memory.allocate("codes", (long) rows * cols);
         w.upload(wPerm);
-        u.upload(prep.upperInverse());
+        u.upload(cpu.download(prep.upperInverse()));
         int groupsDone = 0;
         try (GptqKernels.Workspace ws = new GptqKernels.Workspace(memory, cols, 128)) {
             for (QParams.Group g : qp.groups(rows)) {
@@ -681,9 +693,9 @@ public final class GpuSelfTest {
                         firstGroupDiff++;
                     }
                 }
-                double d = deqGpu[k * cols + n] - twin.dequantized()[perm[k] * cols + n];
+                double d = deqGpu[k * cols + n] - twinDequant[perm[k] * cols + n];
                 num += d * d;
-                den += (double) twin.dequantized()[perm[k] * cols + n] * twin.dequantized()[perm[k] * cols + n];
+                den += (double) twinDequant[perm[k] * cols + n] * twinDequant[perm[k] * cols + n];
             }
         }
         double agree = 1 - codeDiff / (double) (rows * cols);
@@ -692,9 +704,8 @@ public final class GpuSelfTest {
         for (int k = 0; k < rows; k++) {
             System.arraycopy(deqGpu, k * cols, dequantGpu, perm[k] * cols, cols);
         }
-        float[] hm = hessian.toMatrix();
         double lossGpu = gptqLoss(weight, dequantGpu, hm, rows, cols);
-        double lossCpu = gptqLoss(weight, twin.dequantized(), hm, rows, cols);
+        double lossCpu = gptqLoss(weight, twinDequant, hm, rows, cols);
         expect(firstGroupDiff == 0 && agree >= 0.95 && Math.abs(lossGpu / lossCpu - 1) < 0.02,
                 "gptq linear 768×1024, bits [6,4] (" + groupsDone + " groups) vs AdaptiveGptq.quantize",
                 String.format(Locale.ROOT, "first group identical (%d diffs); codes agree %.3f%% (later groups see the"
@@ -712,7 +723,9 @@ public final class GpuSelfTest {
             }
         }
         float[] hd = new float[in * out];
-        DenseMath.gemm(false, false, in, out, in, 1f, h, 0, in, d, 0, out, 0f, hd, 0, out);
+        try (CpuBackend twin = new CpuBackend()) {
+            twin.matmul(twin.upload(h, in, in), false, twin.upload(d, in, out), false, twin.upload(hd, in, out), 1f, 0f);
+        }
         double loss = 0;
         for (int i = 0; i < d.length; i++) {
             loss += (double) d[i] * hd[i];
@@ -740,7 +753,7 @@ public final class GpuSelfTest {
         DeviceMatrix h = memory.matrix("indefinite H", n, n);
         h.upload(bad);
         boolean gpuOk = cholesky.upperCholeskyOfInverse(h, memory);
-        boolean cpuOk = DenseMath.upperCholeskyOfInverse(bad.clone(), n);
+        boolean cpuOk = cpuCholesky(bad.clone(), n);
         expect(!gpuOk && !cpuOk, "cholesky inverse rejects an indefinite matrix", "GPU " + gpuOk + ", CPU twin " + cpuOk);
         bad[3 * n + 3] = Float.NaN;
         bad[517 * n + 517] = 1f;
@@ -839,7 +852,7 @@ public final class GpuSelfTest {
         h.upload(hm);
         long t0 = System.nanoTime();
         float[] cpu = hm.clone();
-        boolean cpuOk = DenseMath.upperCholeskyOfInverse(cpu, n);
+        boolean cpuOk = cpuCholesky(cpu, n);
         double cpuMs = (System.nanoTime() - t0) / 1e6;
         GpuTimer timer = new GpuTimer(ctx).start();
         boolean gpuOk = cholesky.upperCholeskyOfInverse(h, memory);
@@ -866,7 +879,7 @@ public final class GpuSelfTest {
             expect(gpuOk && cpuOk && lowerNonZero == 0 && diff < 1e-4, name, String.format(Locale.ROOT,
                     "GPU vs CPU twin rel diff %.2e; lower nonzero %d", diff, lowerNonZero));
             perfFlops(String.format(Locale.ROOT, "cholesky inverse n=%d (2n³/3 flops; CPU twin %.0f ms on %s)", n,
-                    cpuMs, DenseMath.blasName()), 2.0 * n * n * (double) n / 3, gpuMs);
+                    cpuMs, CpuBackend.blasName()), 2.0 * n * n * (double) n / 3, gpuMs);
         }
         memory.free(h.buffer());
     }
@@ -1067,9 +1080,7 @@ public final class GpuSelfTest {
         if (spread > 0) {
             scaleColumns(x, tokens, n, spread);
         }
-        float[] h = new float[n * n];
-        DenseMath.syrkTransposedUpper(n, tokens, 1f / tokens, x, 0, h);
-        DenseMath.mirrorUpper(h, n);
+        float[] h = cpuHessian(x, tokens, n, tokens);
         double mean = 0;
         for (int i = 0; i < n; i++) {
             mean += h[i * n + i];
@@ -1084,13 +1095,27 @@ public final class GpuSelfTest {
     /** U of a GPTQ-like Hessian, computed by the CPU twin. */
     private float[] inverseFactor(int n, int tokens, float damp) {
         float[] h = hessianMatrix(n, tokens, damp, 0);
-        if (!DenseMath.upperCholeskyOfInverse(h, n)) {
+        if (!cpuCholesky(h, n)) {
             throw new IllegalStateException("test Hessian not positive definite");
         }
         return h;
     }
 
-    /** fp64 LAPACK: the upper Cholesky factor of the inverse, as DenseMath does in fp32. */
+    /** The CPU backend's Hessian XᵀX/divisor of activations x [tokens × n]. */
+    private float[] cpuHessian(float[] x, int tokens, int n, int divisor) {
+        float[] h = new float[n * n];
+        Tensor gram = cpu.upload(h, n, n);
+        cpu.accumulateGram(cpu.upload(x, tokens, n), gram);
+        cpu.finishHessian(gram, divisor);
+        return h;
+    }
+
+    /** The CPU backend's upper Cholesky factor of the inverse, in place on {@code h}. */
+    private boolean cpuCholesky(float[] h, int n) {
+        return cpu.upperCholeskyOfInverse(cpu.upload(h, n, n));
+    }
+
+    /** fp64 LAPACK: the upper Cholesky factor of the inverse, as the CPU backend does in fp32. */
     private static double[] upperCholeskyOfInverseF64(float[] h, int n) {
         double[] a = toDouble(h);
         intW info = new intW(0);

@@ -11,7 +11,8 @@ import org.exl2spark.quant.AdaptiveGptq;
 
 /**
  * Collects, during a block's forward, the Gram matrix XᵀX of each distinct linear input on the backend (q/k/v share
- * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once.
+ * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once, freeing the
+ * Gram matrix as soon as its preparation exists.
  */
 final class BlockHessians implements LinearInputObserver, AutoCloseable {
     private final Backend backend;
@@ -41,12 +42,10 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
             throw new IllegalStateException(linear.key() + ": no input was observed for it");
         }
         return prepared.computeIfAbsent(group, g -> {
-            int n = (int) linear.inFeatures();
-            float[] h = backend.download(grams.get(g));
-            for (int i = 0; i < h.length; i++) {
-                h[i] /= rows;
+            try (Tensor gram = grams.remove(g)) {
+                backend.finishHessian(gram, rows);
+                return AdaptiveGptq.prepare(backend, gram, linear.key());
             }
-            return AdaptiveGptq.prepare(h, n, linear.key());
         });
     }
 
@@ -54,5 +53,7 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
     public void close() {
         grams.values().forEach(Tensor::close);
         grams.clear();
+        prepared.values().forEach(AdaptiveGptq.Preparation::close);
+        prepared.clear();
     }
 }

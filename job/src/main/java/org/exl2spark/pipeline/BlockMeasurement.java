@@ -2,7 +2,6 @@ package org.exl2spark.pipeline;
 
 import java.io.IOException;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -18,7 +17,6 @@ import org.exl2spark.model.WeightSource;
 import org.exl2spark.quant.AdaptiveGptq;
 import org.exl2spark.quant.BlockCandidate;
 import org.exl2spark.quant.Candidates;
-import org.exl2spark.quant.GptqResult;
 import org.exl2spark.quant.QParams;
 
 /**
@@ -48,24 +46,24 @@ public final class BlockMeasurement {
         try (BlockWeights original = transformer.loadBlock(weights, block);
                 BlockHessians hessians = new BlockHessians(backend)) {
             HiddenStates reference = runner.forward(input, original, hessians);
-            Map<String, Tensor> dequantized = new HashMap<>();
+            Map<String, Tensor> dequantized = new LinkedHashMap<>();
             try {
                 // every distinct (projection, setting) once, in parallel: they are independent GPTQ runs
                 Map<String, GptqJob> jobs = new LinkedHashMap<>();
                 for (LinearSpec l : block.linears()) {
-                    float[] w = weights.linearWeight(l);
                     AdaptiveGptq.Preparation prep = hessians.preparation(l, input.rows());
+                    Tensor w = original.linear(l.shortName()).weight();
                     for (Map<String, QParams> row : table) {
                         QParams qp = row.get(l.shortName());
-                        jobs.putIfAbsent(l.shortName() + "|" + qp.describe(), new GptqJob(l, w, prep, qp));
+                        String key = l.shortName() + "|" + qp.describe();
+                        if (!jobs.containsKey(key)) {
+                            Tensor out = backend.zeros(l.outFeatures(), l.inFeatures());
+                            dequantized.put(key, out);
+                            jobs.put(key, new GptqJob(w, prep, qp, out));
+                        }
                     }
                 }
-                Map<String, float[]> results = new java.util.concurrent.ConcurrentHashMap<>();
-                jobs.entrySet().parallelStream().forEach(e -> results.put(e.getKey(), e.getValue().run()));
-                for (Map.Entry<String, GptqJob> e : jobs.entrySet()) {
-                    LinearSpec l = e.getValue().linear();
-                    dequantized.put(e.getKey(), backend.upload(results.get(e.getKey()), l.outFeatures(), l.inFeatures()));
-                }
+                jobs.values().parallelStream().forEach(job -> job.run(backend));
                 List<BlockCandidate> out = new ArrayList<>();
                 for (Map<String, QParams> row : table) {
                     List<LinearWeights> linears = new ArrayList<>();
@@ -91,24 +89,10 @@ public final class BlockMeasurement {
         }
     }
 
-    /** One GPTQ run of the measurement: a projection quantized with one setting. */
-    private record GptqJob(LinearSpec linear, float[] weight, AdaptiveGptq.Preparation prep, QParams qp) {
-        float[] run() {
-            return toHfLayout(AdaptiveGptq.quantize(weight, (int) linear.outFeatures(), (int) linear.inFeatures(), prep, qp));
+    /** One GPTQ run of the measurement: a projection quantized with one setting into its dequantized weight. */
+    private record GptqJob(Tensor weight, AdaptiveGptq.Preparation prep, QParams qp, Tensor dequantized) {
+        void run(Backend backend) {
+            AdaptiveGptq.quantize(backend, weight, prep, qp, dequantized);
         }
-    }
-
-    /** GPTQ's dequantized [in × out] result as a Hugging Face weight [out × in]. */
-    static float[] toHfLayout(GptqResult r) {
-        int rows = r.rows();
-        int cols = r.columns();
-        float[] src = r.dequantized();
-        float[] out = new float[src.length];
-        for (int k = 0; k < rows; k++) {
-            for (int n = 0; n < cols; n++) {
-                out[n * rows + k] = src[k * cols + n];
-            }
-        }
-        return out;
     }
 }

@@ -88,9 +88,12 @@ public final class BlockQuantization {
         }
     }
 
-    static Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, AdaptiveGptq.Preparation prep, QParams qp)
+    Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, AdaptiveGptq.Preparation prep, QParams qp)
             throws IOException {
-        GptqResult r = AdaptiveGptq.quantize(weights.linearWeight(l), (int) l.outFeatures(), (int) l.inFeatures(), prep, qp);
+        GptqResult r;
+        try (Tensor w = backend.upload(weights.linearWeight(l), l.outFeatures(), l.inFeatures())) {
+            r = AdaptiveGptq.quantize(backend, w, prep, qp, null);
+        }
         float[] bias = weights.bias(l);
         short[] biasHalf = null;
         if (bias != null) {
