@@ -115,7 +115,7 @@ public interface Backend extends AutoCloseable {
      * Starts GPTQ's column-block loop over the act-ordered work matrix {@code w} [rows × cols] (which the run
      * modifies) and U [rows × rows], for groups of at most {@code maxGroupRows} rows.
      */
-    GptqRun gptq(Tensor w, Tensor u, long maxGroupRows);
+    GptqRun<Tensor> gptq(Tensor w, Tensor u, long maxGroupRows);
 
     /** Releases the backend's threads and device state; its tensors must not be used afterwards. */
     @Override

@@ -568,7 +568,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public GptqRun gptq(Tensor w, Tensor u, long maxGroupRows) {
+    public GptqRun<Tensor> gptq(Tensor w, Tensor u, long maxGroupRows) {
         return new CpuGptq(host(w, "w"), host(u, "u"), maxGroupRows);
     }
 

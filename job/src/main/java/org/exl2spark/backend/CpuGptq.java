@@ -8,7 +8,7 @@ import org.exl2spark.io.Half;
  * CPU backend hands out. The CUDA kernels of gptq.cu agree with {@link #findParams} and {@link #quantizeGroup} bit
  * for bit.
  */
-public final class CpuGptq implements GptqRun {
+public final class CpuGptq implements GptqRun<Tensor> {
     private static final int GRID = 96;
     private static final float ONE_256 = Half.toFloat(Half.fromFloat(1f / 256));
     private static final GridErrorKernels GRID_ERROR = GridErrorKernels.best();

@@ -6,7 +6,7 @@ package org.exl2spark.backend;
  * backend keeps them; per group the caller runs {@link #findParams}, {@link #quantizeGroup}, {@link #lazyUpdate}.
  * The codes and the act-ordered dequantized weight accumulate in the run. Closing frees its own buffers (not W or U).
  */
-public interface GptqRun extends AutoCloseable {
+public interface GptqRun<M> extends AutoCloseable {
 
     /** One group's scale search result on the host: the 4-bit scale code per column and q_scale_max as fp16 bits. */
     record GroupScales(byte[] codes, short maxHalf) {
@@ -31,7 +31,7 @@ public interface GptqRun extends AutoCloseable {
     byte[][] codes();
 
     /** The dequantized rows in act order [rows × cols], owned by the run. */
-    Tensor dequantized();
+    M dequantized();
 
     @Override
     void close();

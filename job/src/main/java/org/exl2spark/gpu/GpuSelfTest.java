@@ -408,7 +408,7 @@ public final class GpuSelfTest {
             xs.upload(0, chunk, x, b * chunk * n);
             dense.accumulateGram(xs, h);
         }
-        dense.symmetrize(h, 1f / batches);
+        dense.symmetrize(h, batches);
         float[] got = h.download();
         float[] cpu = cpuHessian(x, batches * chunk, n, batches);
         double[] ref = new double[n * n];
@@ -633,7 +633,7 @@ public final class GpuSelfTest {
         float[] x = gaussian(tokens * in, 1f);
         scaleColumns(x, tokens, in, 1.5);
         float[] hm = cpuHessian(x, tokens, in, tokens);
-        AdaptiveGptq.Preparation prep = AdaptiveGptq.prepare(cpu, cpu.upload(hm, in, in), "selftest.linear");
+        AdaptiveGptq.Preparation<Tensor> prep = AdaptiveGptq.prepare(cpu, cpu.upload(hm, in, in), "selftest.linear");
         float[] weight = gaussian(out * in, 0.02f);
         QParams qp = new QParams(new int[] {64, 128}, new int[] {6, 4}, new double[] {0.25, 0.75}, 4);
         float[] twinHf = new float[out * in];
@@ -915,7 +915,7 @@ public final class GpuSelfTest {
                 accMs += timer.stopMillis();
             }
             timer.start();
-            dense.symmetrize(h, 1f / batches);
+            dense.symmetrize(h, batches);
             perfBytes("symmetrize n=" + n, 2.0 * elements * 4, timer.stopMillis());
         }
         perfFlops("hessian accumulate n=" + n + " from " + rows + " rows in chunks of " + chunk,

@@ -18,7 +18,7 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
     private final Backend backend;
     private final Map<String, Tensor> grams = new LinkedHashMap<>();
     private final Map<String, String> groupOf = new LinkedHashMap<>();
-    private final Map<String, AdaptiveGptq.Preparation> prepared = new LinkedHashMap<>();
+    private final Map<String, AdaptiveGptq.Preparation<Tensor>> prepared = new LinkedHashMap<>();
 
     BlockHessians(Backend backend) {
         this.backend = backend;
@@ -36,7 +36,7 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
     }
 
     /** GPTQ preparation of the Hessian {@code (1/rows) Σ XᵀX} (EXL2-SPEC F.1) of the input {@code linear} reads. */
-    AdaptiveGptq.Preparation preparation(LinearSpec linear, int rows) {
+    AdaptiveGptq.Preparation<Tensor> preparation(LinearSpec linear, int rows) {
         String group = groupOf.get(linear.key());
         if (group == null) {
             throw new IllegalStateException(linear.key() + ": no input was observed for it");

@@ -2,6 +2,7 @@ package org.exl2spark.pipeline;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,6 +15,8 @@ import org.exl2spark.model.Transformer;
 import org.exl2spark.model.Transformer.BlockWeights;
 import org.exl2spark.model.Transformer.LinearWeights;
 import org.exl2spark.model.WeightSource;
+import org.exl2spark.plan.DequantCache;
+import org.exl2spark.plan.MemoryPlanner;
 import org.exl2spark.quant.AdaptiveGptq;
 import org.exl2spark.quant.BlockCandidate;
 import org.exl2spark.quant.Candidates;
@@ -42,30 +45,63 @@ public final class BlockMeasurement {
     }
 
     public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input) throws IOException {
+        return measure(weights, block, input, Integer.MAX_VALUE);
+    }
+
+    /**
+     * Measures with at most {@code dequantSlots} dequantized projection weights held at once (the memory planner's
+     * choice on a device; at least the block's projection count). With room for every distinct setting, all GPTQ
+     * runs go first, in parallel; with less, candidates are evaluated in order and a setting evicted earlier is
+     * quantized again. Either way the candidates' scores are the same.
+     */
+    public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input, int dequantSlots)
+            throws IOException {
         List<Map<String, QParams>> table = table(block);
+        if (dequantSlots < block.linears().size()) {
+            throw new IllegalArgumentException(block.key() + ": " + dequantSlots + " dequantized-weight slots, a"
+                    + " candidate needs " + block.linears().size());
+        }
         try (BlockWeights original = transformer.loadBlock(weights, block);
                 BlockHessians hessians = new BlockHessians(backend)) {
             HiddenStates reference = runner.forward(input, original, hessians);
-            Map<String, Tensor> dequantized = new LinkedHashMap<>();
+            Map<String, Tensor> dequantized = new HashMap<>();
             try {
-                // every distinct (projection, setting) once, in parallel: they are independent GPTQ runs
                 Map<String, GptqJob> jobs = new LinkedHashMap<>();
                 for (LinearSpec l : block.linears()) {
-                    AdaptiveGptq.Preparation prep = hessians.preparation(l, input.rows());
+                    AdaptiveGptq.Preparation<Tensor> prep = hessians.preparation(l, input.rows());
                     Tensor w = original.linear(l.shortName()).weight();
                     for (Map<String, QParams> row : table) {
                         QParams qp = row.get(l.shortName());
-                        String key = l.shortName() + "|" + qp.describe();
-                        if (!jobs.containsKey(key)) {
-                            Tensor out = backend.zeros(l.outFeatures(), l.inFeatures());
-                            dequantized.put(key, out);
-                            jobs.put(key, new GptqJob(w, prep, qp, out));
-                        }
+                        jobs.putIfAbsent(MemoryPlanner.settingKey(l, qp), new GptqJob(l, w, prep, qp));
                     }
                 }
-                jobs.values().parallelStream().forEach(job -> job.run(backend));
+                DequantCache<String> held = new DequantCache<>(Math.min(dequantSlots, jobs.size()));
+                if (dequantSlots >= jobs.size()) {
+                    // every distinct (projection, setting) once, in parallel: they are independent GPTQ runs
+                    jobs.forEach((key, job) -> dequantized.put(key, backend.zeros(job.linear().outFeatures(),
+                            job.linear().inFeatures())));
+                    jobs.entrySet().parallelStream().forEach(e -> e.getValue().run(backend, dequantized.get(e.getKey())));
+                    jobs.keySet().forEach(held::put);
+                }
                 List<BlockCandidate> out = new ArrayList<>();
                 for (Map<String, QParams> row : table) {
+                    List<String> needed = new ArrayList<>();
+                    for (LinearSpec l : block.linears()) {
+                        needed.add(MemoryPlanner.settingKey(l, row.get(l.shortName())));
+                    }
+                    for (String key : needed) {
+                        if (!held.touch(key)) {
+                            String evicted = held.evictFor(needed);
+                            if (evicted != null) {
+                                dequantized.remove(evicted).close();
+                            }
+                            GptqJob job = jobs.get(key);
+                            Tensor dq = backend.zeros(job.linear().outFeatures(), job.linear().inFeatures());
+                            dequantized.put(key, dq);
+                            held.put(key);
+                            job.run(backend, dq);
+                        }
+                    }
                     List<LinearWeights> linears = new ArrayList<>();
                     Map<String, QParams> projections = new LinkedHashMap<>();
                     long bits = 0;
@@ -73,7 +109,7 @@ public final class BlockMeasurement {
                         QParams qp = row.get(l.shortName());
                         projections.put(l.shortName(), qp);
                         bits += qp.totalBits(l.inFeatures(), l.outFeatures(), l.hasBias());
-                        linears.add(new LinearWeights(l, dequantized.get(l.shortName() + "|" + qp.describe()),
+                        linears.add(new LinearWeights(l, dequantized.get(MemoryPlanner.settingKey(l, qp)),
                                 original.linear(l.shortName()).bias()));
                     }
                     // not closed: it borrows the original norm and biases and the cached dequantized weights
@@ -90,8 +126,8 @@ public final class BlockMeasurement {
     }
 
     /** One GPTQ run of the measurement: a projection quantized with one setting into its dequantized weight. */
-    private record GptqJob(Tensor weight, AdaptiveGptq.Preparation prep, QParams qp, Tensor dequantized) {
-        void run(Backend backend) {
+    private record GptqJob(LinearSpec linear, Tensor weight, AdaptiveGptq.Preparation<Tensor> prep, QParams qp) {
+        void run(Backend backend, Tensor dequantized) {
             AdaptiveGptq.quantize(backend, weight, prep, qp, dequantized);
         }
     }

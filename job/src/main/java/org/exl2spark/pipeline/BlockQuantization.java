@@ -44,7 +44,7 @@ public final class BlockQuantization {
                 runner.forward(part, original, hessians);
                 rows += part.rows();
             }
-            Map<String, AdaptiveGptq.Preparation> preps = new LinkedHashMap<>();
+            Map<String, AdaptiveGptq.Preparation<Tensor>> preps = new LinkedHashMap<>();
             for (LinearSpec l : block.linears()) {
                 if (strategy.get(l.shortName()) == null) {
                     throw new IllegalArgumentException(block.key() + ": the strategy has no setting for " + l.shortName());
@@ -55,7 +55,8 @@ public final class BlockQuantization {
             Map<String, Exl2Linear> done = new java.util.concurrent.ConcurrentHashMap<>();
             block.linears().parallelStream().forEach(l -> {
                 try {
-                    done.put(l.key(), quantizeLinear(weights, l, preps.get(l.key()), strategy.get(l.shortName())));
+                    done.put(l.key(), quantizeLinear(weights, l, original.linear(l.shortName()).weight(),
+                            preps.get(l.key()), strategy.get(l.shortName())));
                 } catch (IOException e) {
                     throw new java.io.UncheckedIOException(e);
                 }
@@ -84,16 +85,16 @@ public final class BlockQuantization {
                 }
                 rows += part.rows();
             }
-            return quantizeLinear(weights, head, hessians.preparation(head, rows), headParams);
+            try (Tensor w = backend.upload(weights.linearWeight(head), head.outFeatures(), head.inFeatures())) {
+                return quantizeLinear(weights, head, w, hessians.preparation(head, rows), headParams);
+            }
         }
     }
 
-    Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, AdaptiveGptq.Preparation prep, QParams qp)
-            throws IOException {
-        GptqResult r;
-        try (Tensor w = backend.upload(weights.linearWeight(l), l.outFeatures(), l.inFeatures())) {
-            r = AdaptiveGptq.quantize(backend, w, prep, qp, null);
-        }
+    /** GPTQ of one linear whose weight is already on the backend, packed as EXL2 tensors with its fp16 bias. */
+    private Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, Tensor weight,
+            AdaptiveGptq.Preparation<Tensor> prep, QParams qp) throws IOException {
+        GptqResult r = AdaptiveGptq.quantize(backend, weight, prep, qp, null);
         float[] bias = weights.bias(l);
         short[] biasHalf = null;
         if (bias != null) {

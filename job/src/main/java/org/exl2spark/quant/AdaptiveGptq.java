@@ -4,14 +4,15 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.exl2spark.backend.Backend;
+import org.exl2spark.backend.GptqOps;
 import org.exl2spark.backend.GptqRun;
 import org.exl2spark.backend.Tensor;
 
 /**
  * ExLlamaV2's AdaptiveGPTQ for one linear (EXL2-SPEC F): act-order by the Hessian diagonal, damped Cholesky inverse,
  * groups of mixed bit widths with 4-bit scales searched per group, error feedback inside each group and a lazy
- * GEMM update of the rows after it. The order of steps lives here; each step is a {@link Backend} operation, so the
- * same code runs on the CPU and on a GPU, the big matrices staying on the backend.
+ * GEMM update of the rows after it. The order of steps lives here; each step is a {@link GptqOps} operation, so the
+ * same code runs on a backend's tensors and on device matrices, the big matrices staying where they are.
  */
 public final class AdaptiveGptq {
     static final float DAMP_FRACTION = 0.12f;
@@ -22,21 +23,31 @@ public final class AdaptiveGptq {
 
     /**
      * What linears sharing one Hessian share: the act-order permutation and U, the upper Cholesky factor of the
-     * damped inverse Hessian in permuted order [size × size] on the backend (q/k/v share q's; gate/up share up's).
+     * damped inverse Hessian in permuted order [size × size] where the operations keep their matrices (q/k/v share
+     * q's; gate/up share up's). Closing releases U.
      */
-    public record Preparation(int size, int[] perm, Tensor upperInverse) implements AutoCloseable {
+    public record Preparation<M>(int size, int[] perm, M upperInverse, GptqOps<M> ops) implements AutoCloseable {
         @Override
         public void close() {
-            upperInverse.close();
+            ops.release(upperInverse);
         }
+    }
+
+    public static Preparation<Tensor> prepare(Backend backend, Tensor hessian, String module) {
+        return prepare(GptqOps.of(backend), hessian, module);
+    }
+
+    public static GptqResult quantize(Backend backend, Tensor weightHf, Preparation<Tensor> prep, QParams qp,
+            Tensor dequantizedHf) {
+        return quantize(GptqOps.of(backend), weightHf, prep, qp, dequantizedHf);
     }
 
     /**
      * Orders rows by descending Hessian diagonal (stable for ties) and factors the damped inverse. {@code hessian}
      * is the finished Hessian (see {@link Backend#finishHessian}); it is not modified.
      */
-    public static Preparation prepare(Backend backend, Tensor hessian, String module) {
-        int n = Math.toIntExact(hessian.rows());
+    public static <M> Preparation<M> prepare(GptqOps<M> backend, M hessian, String module) {
+        int n = Math.toIntExact(backend.rows(hessian));
         float[] diag = backend.diagonal(hessian);
         Integer[] order = new Integer[n];
         for (int i = 0; i < n; i++) {
@@ -50,7 +61,7 @@ public final class AdaptiveGptq {
             diagSum += diag[perm[i]];
         }
         float damp = Math.max(DAMP_FRACTION * (float) (diagSum / n), 1e-5f);
-        Tensor work = backend.zeros(n, n);
+        M work = backend.zeros(n, n);
         try {
             for (int attempt = 1; attempt <= DAMP_ATTEMPTS; attempt++) {
                 backend.permuteSymmetric(hessian, perm, work);
@@ -59,14 +70,14 @@ public final class AdaptiveGptq {
                     backend.addDiagonal(work, damp);
                 }
                 if (backend.upperCholeskyOfInverse(work)) {
-                    return new Preparation(n, perm, work);
+                    return new Preparation<>(n, perm, work, backend);
                 }
             }
         } catch (RuntimeException e) {
-            work.close();
+            backend.release(work);
             throw e;
         }
-        work.close();
+        backend.release(work);
         throw new ArithmeticException(module + ": Hessian is not positive definite after " + DAMP_ATTEMPTS
                 + " damping attempts (calibration activations degenerate?)");
     }
@@ -76,10 +87,10 @@ public final class AdaptiveGptq {
      * {@code qp} and a Hessian preparation of its input. If {@code dequantizedHf} is given ([out × in], like the
      * weight) it receives the fp16-exact weight the codes decode to.
      */
-    public static GptqResult quantize(Backend backend, Tensor weightHf, Preparation prep, QParams qp,
-            Tensor dequantizedHf) {
-        int rows = Math.toIntExact(weightHf.cols());
-        int cols = Math.toIntExact(weightHf.rows());
+    public static <M> GptqResult quantize(GptqOps<M> backend, M weightHf, Preparation<M> prep, QParams qp,
+            M dequantizedHf) {
+        int rows = Math.toIntExact(backend.cols(weightHf));
+        int cols = Math.toIntExact(backend.rows(weightHf));
         if (prep.size() != rows) {
             throw new IllegalArgumentException("Hessian is " + prep.size() + " wide, the weight has " + rows + " inputs");
         }
@@ -88,9 +99,10 @@ public final class AdaptiveGptq {
         long maxGroup = plan.stream().mapToLong(QParams.Group::rows).max().orElse(1);
         List<GptqResult.QuantGroup> groups = new ArrayList<>();
         // W[k][n] = weightHf[n][perm[k]]: transposed to [in × out] and rows in act order
-        try (Tensor w = backend.zeros(rows, cols)) {
+        M w = backend.zeros(rows, cols);
+        try {
             backend.gatherTransposed(weightHf, null, perm, w);
-            try (GptqRun run = backend.gptq(w, prep.upperInverse(), maxGroup)) {
+            try (GptqRun<M> run = backend.gptq(w, prep.upperInverse(), maxGroup)) {
                 for (QParams.Group g : plan) {
                     long a = g.firstRow();
                     long b = g.endRow();
@@ -109,6 +121,8 @@ public final class AdaptiveGptq {
                 }
                 return new GptqResult(rows, cols, perm, groups, run.codes());
             }
+        } finally {
+            backend.release(w);
         }
     }
 }

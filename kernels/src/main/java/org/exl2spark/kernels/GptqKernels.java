@@ -92,6 +92,15 @@ public final class GptqKernels {
             return errors;
         }
 
+        /** Host copy of what the stored format needs from the last search: scale codes and q_scale_max. */
+        public GroupScales readScaleCodes() {
+            byte[] c = new byte[Math.toIntExact(cols)];
+            codes.copyToHost(0, c, 0, c.length);
+            short[] m = {0};
+            maxHalf.copyToHost(0, m, 0, 1);
+            return new GroupScales(null, c, m[0], null);
+        }
+
         /** Host copy of the last search's results. */
         public GroupScales read() {
             float[] s = new float[Math.toIntExact(cols)];
@@ -113,7 +122,10 @@ public final class GptqKernels {
         }
     }
 
-    /** One group's scales on the host: per column the scale used and its code, q_scale_max as fp16 bits, grid errors. */
+    /**
+     * One group's scales on the host: per column the scale used and its code, q_scale_max as fp16 bits, grid errors
+     * (scale and grid errors null when only the stored part was read).
+     */
     public record GroupScales(float[] scale, byte[] codes, short maxHalf, double[] gridErrors) {
     }
 
