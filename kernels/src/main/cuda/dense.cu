@@ -278,18 +278,6 @@ extern "C" __global__ void reverse_square(float* __restrict__ A, i64 n, i64 ld, 
     A[i2 * ld + j2] = toSecond;
 }
 
-// dst[i][j] = src[perm[i]][perm[j]] for square n x n matrices (a Hessian in act order); one block row of
-// threads per destination row, rows strided by the grid's height.
-extern "C" __global__ void permute_symmetric(const float* __restrict__ src, i64 lds, float* __restrict__ dst,
-                                             i64 ldd, i64 n, const int* __restrict__ perm) {
-    const i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= n) return;
-    const i64 pj = perm[j];
-    for (i64 i = blockIdx.y; i < n; i += gridDim.y) {
-        dst[i * ldd + j] = src[(i64)perm[i] * lds + pj];
-    }
-}
-
 // A transpose that gathers: dst[i][j] = src[r(j)][c(i)] for dst outRows x outCols, with r = rowIndex and
 // c = colIndex, a null index meaning the identity. Through a shared tile so both sides touch whole rows.
 extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)

@@ -92,8 +92,17 @@ public interface Backend extends AutoCloseable {
     /** The diagonal of a square matrix, copied to the host. */
     float[] diagonal(Tensor square);
 
-    /** {@code out[i][j] = h[perm[i]][perm[j]]} for a square h (act order); out must not be h. */
-    void permuteSymmetric(Tensor h, int[] perm, Tensor out);
+    /**
+     * In place {@code h[i][j] := h[perm[i]][perm[j]]} for a square h (act order), with no second n × n copy: a
+     * 49152-wide Hessian is 9.7 GB.
+     */
+    void permuteSymmetric(Tensor h, int[] perm);
+
+    /**
+     * After {@link #upperCholeskyOfInverse} returned false: makes h the symmetric matrix it was given again, from
+     * its strict lower triangle (which a failed factorization leaves as given) and {@code diagonal}.
+     */
+    void restoreSymmetric(Tensor h, float[] diagonal);
 
     /** {@code diag(a) += value} of a square matrix. */
     void addDiagonal(Tensor a, float value);
@@ -101,7 +110,7 @@ public interface Backend extends AutoCloseable {
     /**
      * Overwrites a symmetric positive definite {@code h} with U, the upper Cholesky factor of its inverse
      * ({@code h⁻¹ = Uᵀ·U}, strict lower triangle zeroed). Returns false if h is not positive definite or U is not
-     * finite; h's content is then undefined.
+     * finite; h's strict lower triangle is then as given (see {@link #restoreSymmetric}), the rest undefined.
      */
     boolean upperCholeskyOfInverse(Tensor h);
 

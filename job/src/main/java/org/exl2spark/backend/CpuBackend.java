@@ -483,15 +483,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void permuteSymmetric(Tensor h, int[] perm, Tensor out) {
-        float[] src = host(h, "h").data();
-        float[] dst = host(out, "out").data();
+    public void permuteSymmetric(Tensor h, int[] perm) {
+        float[] dst = host(h, "h").data();
         int n = square("permuteSymmetric", h);
-        sameShape("permuteSymmetric", h, out);
         checkIndex("permuteSymmetric", perm, n, n);
-        if (src == dst) {
-            throw new IllegalArgumentException("permuteSymmetric: out must not be h");
-        }
+        float[] src = dst.clone();
         parallelFor(n, 1, (r0, r1) -> {
             for (int i = (int) r0; i < r1; i++) {
                 int from = perm[i] * n;
@@ -501,6 +497,21 @@ public final class CpuBackend implements Backend {
                 }
             }
         });
+    }
+
+    @Override
+    public void restoreSymmetric(Tensor h, float[] diagonal) {
+        float[] a = host(h, "h").data();
+        int n = square("restoreSymmetric", h);
+        if (diagonal.length != n) {
+            throw new IllegalArgumentException("restoreSymmetric: " + diagonal.length + " diagonal values for " + n);
+        }
+        for (int i = 0; i < n; i++) {
+            a[i * n + i] = diagonal[i];
+            for (int j = 0; j < i; j++) {
+                a[j * n + i] = a[i * n + j];
+            }
+        }
     }
 
     @Override
@@ -532,11 +543,14 @@ public final class CpuBackend implements Backend {
             return false;
         }
         for (int i = 0; i < n; i++) {
-            for (int j = 0; j < i; j++) {
-                h[i * n + j] = 0f;
-            }
             if (!Float.isFinite(h[i * n + i])) {
                 return false;
+            }
+        }
+        // only now: a failure above must leave the strict lower triangle as given (LAPACK's 'L' never touches it)
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                h[i * n + j] = 0f;
             }
         }
         return true;

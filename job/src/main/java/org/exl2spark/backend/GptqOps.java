@@ -21,7 +21,9 @@ public interface GptqOps<M> {
 
     float[] diagonal(M square);
 
-    void permuteSymmetric(M h, int[] perm, M out);
+    void permuteSymmetric(M h, int[] perm);
+
+    void restoreSymmetric(M h, float[] diagonal);
 
     void addDiagonal(M a, float value);
 
@@ -65,8 +67,13 @@ public interface GptqOps<M> {
             }
 
             @Override
-            public void permuteSymmetric(Tensor h, int[] perm, Tensor out) {
-                backend.permuteSymmetric(h, perm, out);
+            public void permuteSymmetric(Tensor h, int[] perm) {
+                backend.permuteSymmetric(h, perm);
+            }
+
+            @Override
+            public void restoreSymmetric(Tensor h, float[] diagonal) {
+                backend.restoreSymmetric(h, diagonal);
             }
 
             @Override

@@ -8,6 +8,7 @@ import org.exl2spark.kernels.DeviceBuffer;
 import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GptqKernels;
+import org.exl2spark.plan.DeviceBytes;
 
 /**
  * The GPTQ operations of {@link org.exl2spark.backend.Backend} on device matrices, over the kernels of dense.cu,
@@ -56,14 +57,54 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
         return d;
     }
 
+    /**
+     * In place, with one panel of temporary rows: permuting the columns of every row panel gives H·Pᵀ; its
+     * transpose is P·H (H is symmetric); permuting columns again gives P·H·Pᵀ.
+     */
     @Override
-    public void permuteSymmetric(DeviceMatrix h, int[] perm, DeviceMatrix out) {
+    public void permuteSymmetric(DeviceMatrix h, int[] perm) {
+        long n = h.rows();
+        if (h.cols() != n || perm.length != n) {
+            throw new IllegalArgumentException("permuteSymmetric: " + perm.length + " indices for a " + h.rows() + "×"
+                    + h.cols() + " matrix");
+        }
         DeviceBuffer index = upload("act-order permutation", perm);
+        long panelRows = DeviceBytes.permutePanelRows(n);
+        DeviceBuffer panel = null;
         try {
-            dense.permuteSymmetric(h, index, out);
+            panel = memory.allocateFloats("act-order permutation panel", n * panelRows);
+            permuteColumns(h, index, panel, panelRows);
+            dense.transposeSquare(h);
+            permuteColumns(h, index, panel, panelRows);
         } finally {
+            if (panel != null) {
+                memory.free(panel);
+            }
             memory.free(index);
         }
+    }
+
+    private void permuteColumns(DeviceMatrix h, DeviceBuffer index, DeviceBuffer panel, long panelRows) {
+        long n = h.rows();
+        for (long r0 = 0; r0 < n; r0 += panelRows) {
+            long k = Math.min(panelRows, n - r0);
+            DeviceMatrix rows = h.block(r0, 0, k, n);
+            DeviceMatrix gathered = new DeviceMatrix(panel, 0, n, k, k);
+            dense.gatherTransposed(rows, null, index, gathered);
+            dense.gatherTransposed(gathered, null, null, rows);
+        }
+    }
+
+    @Override
+    public void restoreSymmetric(DeviceMatrix h, float[] diagonal) {
+        if (h.rows() != h.cols() || diagonal.length != h.rows()) {
+            throw new IllegalArgumentException("restoreSymmetric: " + diagonal.length + " diagonal values for a "
+                    + h.rows() + "×" + h.cols() + " matrix");
+        }
+        // the intact strict lower triangle moves up, is mirrored back down (÷ 1 is exact), and the diagonal is set
+        dense.transposeSquare(h);
+        dense.symmetrize(h, 1f);
+        h.buffer().copyStridedFromHost(diagonal, h.offset(), h.ld() + 1);
     }
 
     @Override

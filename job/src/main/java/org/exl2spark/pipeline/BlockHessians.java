@@ -11,8 +11,7 @@ import org.exl2spark.quant.AdaptiveGptq;
 
 /**
  * Collects, during a block's forward, the Gram matrix XᵀX of each distinct linear input on the backend (q/k/v share
- * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once, freeing the
- * Gram matrix as soon as its preparation exists.
+ * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once, in place.
  */
 final class BlockHessians implements LinearInputObserver, AutoCloseable {
     private final Backend backend;
@@ -42,10 +41,15 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
             throw new IllegalStateException(linear.key() + ": no input was observed for it");
         }
         return prepared.computeIfAbsent(group, g -> {
-            try (Tensor gram = grams.remove(g)) {
+            // the Gram matrix becomes the preparation's inverse factor: one n × n matrix per input, not two
+            Tensor gram = grams.remove(g);
+            try {
                 backend.finishHessian(gram, rows);
-                return AdaptiveGptq.prepare(backend, gram, linear.key());
+            } catch (RuntimeException e) {
+                gram.close();
+                throw e;
             }
+            return AdaptiveGptq.prepare(backend, gram, linear.key());
         });
     }
 

@@ -31,6 +31,16 @@ public final class DeviceBytes {
         return rows * cols + 4 * rows * cols + 4 * group * cols + scaleSearch(cols, group);
     }
 
+    /** Rows of the in-place act-order permutation's temporary panel for an n × n matrix (at least one). */
+    public static long permutePanelRows(long n) {
+        return Math.max(1, Math.min(n, CHOLESKY_PANEL / (4 * Math.max(1, n))));
+    }
+
+    /** The in-place act-order permutation's temporaries: its panel and the permutation on the device. */
+    public static long permute(long n) {
+        return 4 * n * permutePanelRows(n) + 4 * n;
+    }
+
     /** Upper bound of the inverse factor's temporaries for an n × n matrix: its panel and status word. */
     public static long cholesky(long n) {
         return Math.min(Math.max(CHOLESKY_PANEL, 4L * 64 * n), 4 * n * n) + 8;

@@ -61,8 +61,7 @@ public final class MemoryPlanner {
     public TaskPlan measureBlock(BlockSpec block, List<Map<String, QParams>> candidates, int rows, int tokens) {
         long weights = weightBytes(block);
         long preps = hessianBytes(block);
-        long prepPeak = weights + preps + maxHessianBytes(block) + DeviceBytes.cholesky(maxInput(block))
-                + 4 * maxInput(block);
+        long prepPeak = weights + preps + prepareTemporaries(block);
         long gptqPeak = 0;
         for (LinearSpec l : block.linears()) {
             gptqPeak = Math.max(gptqPeak, gptqBytes(l));
@@ -95,8 +94,7 @@ public final class MemoryPlanner {
     public TaskPlan quantizeBlock(BlockSpec block, int rows, int tokens) {
         long weights = weightBytes(block);
         long grams = hessianBytes(block);
-        long prepPeak = weights + grams + maxHessianBytes(block) + DeviceBytes.cholesky(maxInput(block))
-                + 4 * maxInput(block);
+        long prepPeak = weights + grams + prepareTemporaries(block);
         long gptqPeak = 0;
         for (LinearSpec l : block.linears()) {
             gptqPeak = Math.max(gptqPeak, gptqBytes(l));
@@ -216,9 +214,10 @@ public final class MemoryPlanner {
         return block.linears().stream().mapToLong(LinearSpec::inFeatures).max().orElse(0);
     }
 
-    private static long maxHessianBytes(BlockSpec block) {
+    /** The preparation works in place on each Hessian: only the permutation's or the factor's temporaries add. */
+    private static long prepareTemporaries(BlockSpec block) {
         long n = maxInput(block);
-        return F * n * n;
+        return Math.max(DeviceBytes.permute(n), DeviceBytes.cholesky(n));
     }
 
     /** A GPTQ run on top of what stays: the act-ordered work matrix, its index and the run's own buffers. */

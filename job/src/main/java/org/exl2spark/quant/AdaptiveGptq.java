@@ -43,43 +43,47 @@ public final class AdaptiveGptq {
     }
 
     /**
-     * Orders rows by descending Hessian diagonal (stable for ties) and factors the damped inverse. {@code hessian}
-     * is the finished Hessian (see {@link Backend#finishHessian}); it is not modified.
+     * Orders rows by descending Hessian diagonal (stable for ties) and factors the damped inverse in place:
+     * {@code hessian}, the finished Hessian (see {@link Backend#finishHessian}), becomes the preparation's U and is
+     * owned by it, also when this fails.
      */
     public static <M> Preparation<M> prepare(GptqOps<M> backend, M hessian, String module) {
-        int n = Math.toIntExact(backend.rows(hessian));
-        float[] diag = backend.diagonal(hessian);
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
-        }
-        Arrays.sort(order, (a, b) -> Float.compare(diag[b], diag[a]));
-        int[] perm = new int[n];
-        double diagSum = 0;
-        for (int i = 0; i < n; i++) {
-            perm[i] = order[i];
-            diagSum += diag[perm[i]];
-        }
-        float damp = Math.max(DAMP_FRACTION * (float) (diagSum / n), 1e-5f);
-        M work = backend.zeros(n, n);
         try {
+            int n = Math.toIntExact(backend.rows(hessian));
+            float[] diag = backend.diagonal(hessian);
+            Integer[] order = new Integer[n];
+            for (int i = 0; i < n; i++) {
+                order[i] = i;
+            }
+            Arrays.sort(order, (a, b) -> Float.compare(diag[b], diag[a]));
+            int[] perm = new int[n];
+            float[] permutedDiag = new float[n];
+            double diagSum = 0;
+            for (int i = 0; i < n; i++) {
+                perm[i] = order[i];
+                permutedDiag[i] = diag[perm[i]];
+                diagSum += permutedDiag[i];
+            }
+            float damp = Math.max(DAMP_FRACTION * (float) (diagSum / n), 1e-5f);
+            backend.permuteSymmetric(hessian, perm);
             for (int attempt = 1; attempt <= DAMP_ATTEMPTS; attempt++) {
-                backend.permuteSymmetric(hessian, perm, work);
+                if (attempt > 1) {
+                    backend.restoreSymmetric(hessian, permutedDiag);
+                }
                 // the damping grows by one step per attempt, added step by step so the sums round the same way
                 for (int step = 0; step < attempt; step++) {
-                    backend.addDiagonal(work, damp);
+                    backend.addDiagonal(hessian, damp);
                 }
-                if (backend.upperCholeskyOfInverse(work)) {
-                    return new Preparation<>(n, perm, work, backend);
+                if (backend.upperCholeskyOfInverse(hessian)) {
+                    return new Preparation<>(n, perm, hessian, backend);
                 }
             }
+            throw new ArithmeticException(module + ": Hessian is not positive definite after " + DAMP_ATTEMPTS
+                    + " damping attempts (calibration activations degenerate?)");
         } catch (RuntimeException e) {
-            backend.release(work);
+            backend.release(hessian);
             throw e;
         }
-        backend.release(work);
-        throw new ArithmeticException(module + ": Hessian is not positive definite after " + DAMP_ATTEMPTS
-                + " damping attempts (calibration activations degenerate?)");
     }
 
     /**

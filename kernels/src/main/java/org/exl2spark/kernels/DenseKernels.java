@@ -15,7 +15,6 @@ public final class DenseKernels {
     private static final GpuContext.KernelRef TRANSPOSE = new GpuContext.KernelRef(FAMILY, "transpose_square");
     private static final GpuContext.KernelRef REVERSE = new GpuContext.KernelRef(FAMILY, "reverse_square");
     private static final GpuContext.KernelRef ADD_DIAGONAL = new GpuContext.KernelRef(FAMILY, "add_diagonal");
-    private static final GpuContext.KernelRef PERMUTE_SYMMETRIC = new GpuContext.KernelRef(FAMILY, "permute_symmetric");
     private static final GpuContext.KernelRef GATHER_TRANSPOSED = new GpuContext.KernelRef(FAMILY, "gather_transposed");
     private static final GpuContext.KernelRef GEMV_F64 = new GpuContext.KernelRef(FAMILY, "gemv_f64");
 
@@ -104,20 +103,6 @@ public final class DenseKernels {
         long tiles = ceilDiv(n, COPY_TILE);
         context.launch(SYMMETRIZE, tiles, tiles, COPY_TILE, COPY_ROWS, 0,
                 new KernelArgs().matrix(h).i64(n).i64(h.ld()).f32(divisor));
-    }
-
-    /**
-     * {@code out[i][j] = h[perm[i]][perm[j]]} for square matrices; {@code perm} is n ints on the device.
-     * CPU twin: {@code CpuBackend.permuteSymmetric}.
-     */
-    public void permuteSymmetric(DeviceMatrix h, DeviceBuffer perm, DeviceMatrix out) {
-        long n = square(h, "permuteSymmetric");
-        if (out.rows() != n || out.cols() != n || out.buffer() == h.buffer()) {
-            throw new IllegalArgumentException("permuteSymmetric: out must be a separate " + n + "×" + n + " matrix");
-        }
-        perm.checkRange(0, 4L * n);
-        context.launch(PERMUTE_SYMMETRIC, ceilDiv(n, 256), Math.min(n, MAX_GRID_Y), 256, 1, 0, new KernelArgs()
-                .matrix(h).i64(h.ld()).matrix(out).i64(out.ld()).i64(n).buffer(perm));
     }
 
     /**

@@ -97,6 +97,25 @@ public final class DeviceBuffer {
         JCudaDriver.cuMemcpy2D(copy);
     }
 
+    /** Writes {@code src}'s floats {@code strideElements} apart from float {@code dstElement} on, in one 2-D copy. */
+    public void copyStridedFromHost(float[] src, long dstElement, long strideElements) {
+        if (src.length == 0) {
+            return;
+        }
+        checkRange(4L * dstElement, 4L * ((src.length - 1) * strideElements + 1));
+        CUDA_MEMCPY2D copy = new CUDA_MEMCPY2D();
+        copy.srcMemoryType = CUmemorytype.CU_MEMORYTYPE_HOST;
+        copy.srcHost = Pointer.to(src);
+        copy.srcPitch = 4;
+        copy.dstMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
+        copy.dstDevice = pointer.withByteOffset(4L * dstElement);
+        copy.dstPitch = 4L * strideElements;
+        copy.WidthInBytes = 4;
+        copy.Height = src.length;
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemcpy2D(copy);
+    }
+
     public void copyToHost(long srcElement, double[] dst, int dstOffset, int count) {
         toHost(Pointer.to(dst).withByteOffset(8L * checkHost(dst.length, dstOffset, count)), 8L * srcElement,
                 8L * count);
