@@ -6,8 +6,9 @@
 # assembles in BUNDLE (default: /work/main/.gpu, git-ignored there):
 #   jre.tar.xz        jlink'ed runtime (module list from docs/notes/spark-jcuda-stack.md)
 #   openblas.tar.xz   the system OpenBLAS the CPU twins run on (netlib loads libblas.so.3 / liblapack.so.3)
-#   lib/              our kernels + job jars, JCuda, a driver-only JCuda natives jar, netlib
+#   lib/              our kernels + job jars, JCuda, a driver-only JCuda natives jar, netlib, JNA, Jackson, SLF4J
 #   selftest.sh       unpacks the two tarballs under /tmp and runs org.exl2spark.gpu.GpuSelfTest "$@"
+#   bench.sh          the same for org.exl2spark.gpu.LayerBenchmark "$@" (one Qwen1.5-110B-shaped layer)
 #
 # Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
 set -euo pipefail
@@ -49,28 +50,35 @@ mkdir -p "$bundle/lib"
 lib="$repo/job/target/lib"
 cp "$repo/job/target/exl2-spark.jar" "$repo/kernels/target/exl2-spark-kernels-"*.jar "$bundle/lib/"
 cp "$lib"/jcuda-[0-9]*.jar "$lib"/blas-*.jar "$lib"/lapack-*.jar "$lib"/arpack_combined_all-*.jar "$bundle/lib/"
+# CpuBackend (the CPU twins) logs through SLF4J and sets OpenBLAS's threads through JNA; model configs are JSON
+cp "$lib"/slf4j-api-*.jar "$lib"/jna-[0-9]*.jar "$lib"/jackson-core-*.jar "$lib"/jackson-databind-*.jar \
+   "$lib"/jackson-annotations-*.jar "$bundle/lib/"
 # JCuda's natives jar carries NVRTC, runtime and PTX-compiler bindings too (9.5 MB); only the driver binding is used
 mkdir -p "$stage/natives"
 (cd "$stage/natives" && unzip -q "$lib"/jcuda-natives-*-linux-x86_64.jar 'lib/libJCudaDriver-*')
 "$jdk/bin/jar" cf "$bundle/lib/jcuda-natives-driver-only.jar" -C "$stage/natives" lib
 
-cat > "$bundle/selftest.sh" <<'EOF'
+# launcher NAME CLASS: NAME.sh runs CLASS from this bundle; its log also goes to $OUT/NAME.log when OUT is set
+launcher() {
+  cat > "$bundle/$1.sh" <<EOF
 #!/usr/bin/env bash
-# Runs the GPU self-test from this bundle; the log also goes to $OUT/selftest.log when OUT is set.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=\$(cd "\$(dirname "\$0")" && pwd)
 work=/tmp/exl2-gpu
-mkdir -p "$work/native"
-[ -x "$work/jre/bin/java" ] || xz -dc "$here/jre.tar.xz" | tar -C "$work" -xf -
-[ -f "$work/native/libblas.so.3" ] || xz -dc "$here/openblas.tar.xz" | tar -C "$work/native" -xf -
-export LD_LIBRARY_PATH="$work/native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-log="${OUT:-$work}/selftest.log"
-nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
-  --format=csv 2>&1 | tee "$log" || true
-"$work/jre/bin/java" -Xmx48g -Djava.io.tmpdir="$work" --add-modules=jdk.incubator.vector \
-  -cp "$here/lib/*" org.exl2spark.gpu.GpuSelfTest "$@" 2>&1 | tee -a "$log"
+mkdir -p "\$work/native"
+[ -x "\$work/jre/bin/java" ] || xz -dc "\$here/jre.tar.xz" | tar -C "\$work" -xf -
+[ -f "\$work/native/libblas.so.3" ] || xz -dc "\$here/openblas.tar.xz" | tar -C "\$work/native" -xf -
+export LD_LIBRARY_PATH="\$work/native\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+log="\${OUT:-\$work}/$1.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \\
+  --format=csv 2>&1 | tee "\$log" || true
+"\$work/jre/bin/java" -Xmx96g -Djava.io.tmpdir="\$work" --add-modules=jdk.incubator.vector \\
+  -cp "\$here/lib/*" $2 "\$@" 2>&1 | tee -a "\$log"
 EOF
-chmod +x "$bundle/selftest.sh"
+  chmod +x "$bundle/$1.sh"
+}
+launcher selftest org.exl2spark.gpu.GpuSelfTest
+launcher bench org.exl2spark.gpu.LayerBenchmark
 
 du -sh "$bundle" >&2
 du -ah "$bundle" | sort -h | tail -12 >&2
@@ -80,4 +88,6 @@ Bundle ready in $bundle. Run it on the device machine (the call sends the checko
   run  command: "bash .gpu/selftest.sh"            (options: --seed S --no-big --big-n N --big-rows R)
        carry:   [".gpu"]
        timeout_s: 540
+  or   command: "bash .gpu/bench.sh"               (options: --preset P --budget BYTES --measurement-rows N
+                                                     --rows N --length T --layer L)
 EOF

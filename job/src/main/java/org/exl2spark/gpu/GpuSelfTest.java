@@ -726,7 +726,9 @@ public final class GpuSelfTest {
         float[] x = gaussian(tokens * in, 1f);
         scaleColumns(x, tokens, in, 1.5);
         float[] hm = cpuHessian(x, tokens, in, tokens);
-        AdaptiveGptq.Preparation<Tensor> prep = AdaptiveGptq.prepare(cpu, cpu.upload(hm, in, in), "selftest.linear");
+        // the CPU preparation works in place on what it is given: a copy, hm stays the Hessian
+        AdaptiveGptq.Preparation<Tensor> prep = AdaptiveGptq.prepare(cpu, cpu.upload(hm.clone(), in, in),
+                "selftest.linear");
         float[] weight = gaussian(out * in, 0.02f);
         QParams qp = new QParams(new int[] {64, 128}, new int[] {6, 4}, new double[] {0.25, 0.75}, 4);
         float[] twinHf = new float[out * in];

@@ -1,7 +1,7 @@
 package org.exl2spark.plan;
 
-/** A task that cannot fit the device-memory budget however it is split; thrown before any work starts. */
-public final class PlanException extends IllegalStateException {
+/** A task that cannot fit the device-memory budget (an option) however it is split; thrown before any work starts. */
+public final class PlanException extends IllegalArgumentException {
     private final String module;
     private final long bytesNeeded;
     private final long budget;

@@ -31,7 +31,8 @@ public final class CholeskyKernels {
     /**
      * Overwrites a symmetric positive definite {@code h} with U, the upper Cholesky factor of its inverse
      * ({@code h⁻¹ = Uᵀ·U}, strict lower triangle zeroed), as GPTQ needs. Returns false if h is not positive
-     * definite, leaving h's strict lower triangle as given (so a caller can rebuild h and damp it more); throws
+     * definite, leaving h's strict lower triangle as it was (h symmetric), so a caller can rebuild h and damp it
+     * more; throws
      * {@link ArithmeticException} if the factorization succeeded but U is not finite (fp32 overflow), h then being
      * undefined. Temporaries come from {@code scratch}.
      *
@@ -47,8 +48,10 @@ public final class CholeskyKernels {
         try {
             dense.reverseSquare(h, false, null);
             if (factor(h, status) != 0) {
-                // the factorization wrote only the upper triangle: reversing again gives back the lower one
+                // the factorization wrote only the upper triangle of J·h·J, whose lower triangle is h's upper one
+                // reflected: reversing again and transposing puts the untouched values back in h's lower triangle
                 dense.reverseSquare(h, false, null);
+                dense.transposeSquare(h);
                 return false;
             }
             invertUpper(h, scratch);

@@ -18,6 +18,11 @@ public final class GptqKernels {
     private static final GpuContext.KernelRef PICK_SCALE = new GpuContext.KernelRef(FAMILY, "gptq_pick_scale");
     private static final GpuContext.KernelRef QUANTIZE = new GpuContext.KernelRef(FAMILY, "gptq_quantize_group");
     private static final int ERR_THREADS = 256;
+    /**
+     * One thread per column walks the group's rows in order; small blocks keep every SM busy when a weight has few
+     * output columns (8192 columns are 256 blocks of 32, not 64 blocks of 128).
+     */
+    private static final int QUANTIZE_THREADS = 32;
     private static final int ERR_ITEMS = 8;
 
     private final GpuContext context;
@@ -167,7 +172,8 @@ public final class GptqKernels {
         if (err.rows() < b - a || err.cols() != cols || !err.contiguous()) {
             throw new IllegalArgumentException("err must be a dense matrix of ≥ " + (b - a) + " rows × " + cols);
         }
-        context.launch(QUANTIZE, DenseKernels.ceilDiv(cols, 128), 1, 128, 1, 0, new KernelArgs().matrix(w)
+        context.launch(QUANTIZE, DenseKernels.ceilDiv(cols, QUANTIZE_THREADS), 1, QUANTIZE_THREADS, 1, 0,
+                new KernelArgs().matrix(w)
                 .i64(w.rows()).i64(cols).matrix(u).i64(a).i64(b).i32(bits).buffer(scale).buffer(codes).matrix(dequant)
                 .matrix(err));
     }

@@ -64,7 +64,7 @@ class AdaptiveGptqTest {
     record Quantized(GptqResult result, float[] dequantInOut) {
     }
 
-    static Quantized quantize(CpuBackend backend, float[] whf, int out, int in, AdaptiveGptq.Preparation prep,
+    static Quantized quantize(CpuBackend backend, float[] whf, int out, int in, AdaptiveGptq.Preparation<Tensor> prep,
             QParams qp) {
         Tensor dq = backend.zeros(out, in);
         GptqResult r = AdaptiveGptq.quantize(backend, backend.upload(whf.clone(), out, in), prep, qp, dq);
@@ -101,8 +101,8 @@ class AdaptiveGptqTest {
         int tokens = 512;
         float[] x = activations(rng, tokens, in);
         float[] w = weight(rng, out, in);
-        AdaptiveGptq.Preparation prep = AdaptiveGptq.prepare(CPU, hessian(CPU, x, tokens, in), "test");
-        AdaptiveGptq.Preparation rtn = AdaptiveGptq.prepare(CPU, identity(CPU, in), "rtn");
+        AdaptiveGptq.Preparation<Tensor> prep = AdaptiveGptq.prepare(CPU, hessian(CPU, x, tokens, in), "test");
+        AdaptiveGptq.Preparation<Tensor> rtn = AdaptiveGptq.prepare(CPU, identity(CPU, in), "rtn");
         for (QParams qp : new QParams[] {QParams.of(64, new int[] {4}, new double[] {1}),
                 QParams.of(32, new int[] {5, 3}, new double[] {0.1, 0.9}),
                 new QParams(new int[] {32, 64, 64}, new int[] {6, 3, 2}, new double[] {.05, .2, .75}, 4)}) {
@@ -155,7 +155,7 @@ class AdaptiveGptqTest {
         for (int i = 0; i < n; i++) {
             h[i * n + i] = (i * 37) % n + 1;
         }
-        AdaptiveGptq.Preparation p = AdaptiveGptq.prepare(CPU, CPU.upload(h.clone(), n, n), "diag");
+        AdaptiveGptq.Preparation<Tensor> p = AdaptiveGptq.prepare(CPU, CPU.upload(h.clone(), n, n), "diag");
         for (int k = 1; k < n; k++) {
             assertTrue(h[p.perm()[k - 1] * (n + 1)] >= h[p.perm()[k] * (n + 1)]);
         }
@@ -172,7 +172,7 @@ class AdaptiveGptqTest {
         Tensor gram = CPU.zeros(n, n);
         CPU.accumulateGram(CPU.upload(x, 4, n), gram); // rank 4 of 48
         CPU.finishHessian(gram, 4);
-        AdaptiveGptq.Preparation p = AdaptiveGptq.prepare(CPU, gram, "rank-deficient");
+        AdaptiveGptq.Preparation<Tensor> p = AdaptiveGptq.prepare(CPU, gram, "rank-deficient");
         float[] u = CPU.download(p.upperInverse());
         for (int i = 0; i < n; i++) {
             assertTrue(u[i * n + i] > 0);
