@@ -24,10 +24,12 @@ import org.exl2spark.kernels.DeviceBuffer;
 import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.DeviceMemoryException;
+import org.exl2spark.kernels.ForwardKernels;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.GpuTimer;
 import org.exl2spark.kernels.GptqKernels;
 import org.exl2spark.kernels.KernelImages;
+import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.quant.AdaptiveGptq;
 import org.exl2spark.quant.GptqResult;
 import org.exl2spark.quant.QParams;
@@ -189,7 +191,8 @@ public final class GpuSelfTest {
     // infrastructure
 
     private void images(DeviceMemory memory) {
-        for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY)) {
+        for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY,
+                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
             GpuContext.LoadedModule m = ctx.module(family);
             expect(m.image().kind() == KernelImages.Kind.CUBIN || ctx.device().capability().arch() > 90,
                     "image " + family, "loaded " + m.image() + " on compute " + ctx.device().capability());
