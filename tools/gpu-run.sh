@@ -12,7 +12,8 @@
 #                     the model directory
 #   selftest.sh       unpacks the two tarballs under /tmp and runs org.exl2spark.gpu.GpuSelfTest "$@"
 #   backend.sh        the same for org.exl2spark.gpu.GpuBackendTest --fixture tiny-forward.bin "$@"
-#   bench.sh          the same for org.exl2spark.gpu.LayerBenchmark "$@" (one Qwen1.5-110B-shaped layer)
+#   bench.sh          the same for org.exl2spark.gpu.LayerBenchmark "$@" (one Qwen1.5-110B-shaped layer, task code)
+#   gptq-steps.sh     the same for org.exl2spark.gpu.GptqStepsBenchmark "$@" (that layer's GPTQ steps one by one)
 #
 # Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
 set -euo pipefail
@@ -94,6 +95,7 @@ EOF
 launcher selftest org.exl2spark.gpu.GpuSelfTest ""
 launcher backend org.exl2spark.gpu.GpuBackendTest '--fixture "$here/tiny-forward.bin" '
 launcher bench org.exl2spark.gpu.LayerBenchmark ""
+launcher gptq-steps org.exl2spark.gpu.GptqStepsBenchmark ""
 
 du -sh "$bundle" >&2
 du -ah "$bundle" | sort -h | tail -12 >&2

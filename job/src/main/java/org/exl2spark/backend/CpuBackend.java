@@ -437,7 +437,7 @@ public final class CpuBackend implements Backend {
     public void permuteSymmetric(Tensor h, int[] perm) {
         float[] dst = host(h, "h").data();
         int n = square("permuteSymmetric", h);
-        checkIndex("permuteSymmetric", perm, n, n);
+        ShapeChecks.index("permuteSymmetric", perm, n, n);
         float[] src = dst.clone();
         parallelFor(n, 1, (r0, r1) -> {
             for (int i = (int) r0; i < r1; i++) {
@@ -511,15 +511,10 @@ public final class CpuBackend implements Backend {
     public void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
         float[] s = host(src, "src").data();
         float[] d = host(dst, "dst").data();
+        ShapeChecks.gatherTransposed(src, rowIndex, colIndex, dst);
         int srcCols = Math.toIntExact(src.cols());
-        int outRows = colIndex == null ? srcCols : colIndex.length;
-        int outCols = rowIndex == null ? Math.toIntExact(src.rows()) : rowIndex.length;
-        if (dst.rows() != outRows || dst.cols() != outCols) {
-            throw new IllegalArgumentException("gatherTransposed: dst " + dst.shapeString() + " must be [" + outRows
-                    + ", " + outCols + "]");
-        }
-        checkIndex("gatherTransposed rowIndex", rowIndex, src.rows(), outCols);
-        checkIndex("gatherTransposed colIndex", colIndex, srcCols, outRows);
+        int outRows = Math.toIntExact(dst.rows());
+        int outCols = Math.toIntExact(dst.cols());
         parallelFor(outRows, 1, (i0, i1) -> {
             for (int i = (int) i0; i < i1; i++) {
                 int c = colIndex == null ? i : colIndex[i];
@@ -547,29 +542,7 @@ public final class CpuBackend implements Backend {
     }
 
     private static int square(String op, Tensor t) {
-        if (t.rank() != 2 || t.rows() != t.cols()) {
-            throw new IllegalArgumentException(op + ": " + t.shapeString() + " is not a square matrix");
-        }
-        return Math.toIntExact(t.rows());
-    }
-
-    /** An index array (null = identity) of {@code length} entries, each in [0, bound). */
-    private static void checkIndex(String op, int[] index, long bound, long length) {
-        if (index == null) {
-            if (length != bound) {
-                throw new IllegalArgumentException(op + ": identity index of " + bound + " where " + length
-                        + " are needed");
-            }
-            return;
-        }
-        if (index.length != length) {
-            throw new IllegalArgumentException(op + ": " + index.length + " indices, need " + length);
-        }
-        for (int i : index) {
-            if (i < 0 || i >= bound) {
-                throw new IllegalArgumentException(op + ": index " + i + " outside [0, " + bound + ")");
-            }
-        }
+        return Math.toIntExact(ShapeChecks.square(op, t));
     }
 
     /** Work on a range [from, to) of rows or elements. */

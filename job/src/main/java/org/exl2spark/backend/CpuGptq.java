@@ -20,7 +20,7 @@ public final class CpuGptq implements GptqRun<Tensor> {
     private final byte[][] codes;
     private final HostTensor dequant;
     private final float[] err;
-    private float[] scale;
+    private ScaleSearch last;
 
     CpuGptq(HostTensor w, HostTensor u, long maxGroupRows) {
         this.rows = Math.toIntExact(w.rows());
@@ -36,21 +36,27 @@ public final class CpuGptq implements GptqRun<Tensor> {
     }
 
     @Override
-    public GroupScales findParams(long a, long b, int bits) {
-        ScaleSearch s = findParams(w, (int) a, (int) b, cols, bits);
-        scale = s.scale();
-        return new GroupScales(s.codes(), s.maxHalf());
+    public void findParams(long a, long b, int bits) {
+        last = findParams(w, (int) a, (int) b, cols, bits);
+    }
+
+    @Override
+    public GroupScales scales() {
+        if (last == null) {
+            throw new IllegalStateException("GPTQ: scales before findParams");
+        }
+        return new GroupScales(last.codes(), last.maxHalf());
     }
 
     @Override
     public void quantizeGroup(long a, long b, int bits) {
-        if (scale == null) {
+        if (last == null) {
             throw new IllegalStateException("GPTQ: quantizeGroup before findParams");
         }
         if ((b - a) * cols > err.length) {
             throw new IllegalArgumentException("GPTQ: group of " + (b - a) + " rows exceeds the run's group size");
         }
-        quantizeGroup(w, rows, cols, u, (int) a, (int) b, bits, scale, codes, dequant.data(), err);
+        quantizeGroup(w, rows, cols, u, (int) a, (int) b, bits, last.scale(), codes, dequant.data(), err);
     }
 
     @Override

@@ -16,7 +16,10 @@ public interface GptqRun<M> extends AutoCloseable {
      * ExLlamaV2's find_params (EXL2-SPEC F.5) on rows [a, b) of W with {@code bits}-bit codes; the per-column scales
      * stay in the run for the next {@link #quantizeGroup}.
      */
-    GroupScales findParams(long a, long b, int bits);
+    void findParams(long a, long b, int bits);
+
+    /** The last search's scale codes and q_scale_max, copied to the host (only the stored format needs them). */
+    GroupScales scales();
 
     /**
      * Quantizes rows [a, b) of W with the last found scales, feeding each row's error to the group's later rows of

@@ -44,9 +44,20 @@ public final class ExampleWeights implements WeightSource {
         return tensor(tensorName);
     }
 
+    /** Draws the whole table (its values come as one stream) and keeps the rows asked for. */
     @Override
-    public float[] embeddings() throws IOException {
-        return tensor(ModelArchitecture.EMBED);
+    public float[] embeddingRows(int[] ids) throws IOException {
+        float[] table = tensor(ModelArchitecture.EMBED);
+        int hidden = model.architecture().hiddenSize();
+        int vocab = model.architecture().vocabSize();
+        float[] rows = new float[Math.multiplyExact(ids.length, hidden)];
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) {
+                throw new IllegalArgumentException("token id " + ids[i] + " outside the vocabulary [0, " + vocab + ")");
+            }
+            System.arraycopy(table, ids[i] * hidden, rows, i * hidden, hidden);
+        }
+        return rows;
     }
 
     @Override

@@ -13,6 +13,7 @@ import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
 import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.CpuGptq;
+import org.exl2spark.backend.CudaGptq;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.CholeskyKernels;

@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.exl2spark.backend.Backend;
+import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.model.BlockSpec;
 import org.exl2spark.model.LinearInputObserver;
@@ -77,10 +78,13 @@ public final class BlockMeasurement {
                 }
                 DequantCache<String> held = new DequantCache<>(Math.min(dequantSlots, jobs.size()));
                 if (dequantSlots >= jobs.size()) {
-                    // every distinct (projection, setting) once, in parallel: they are independent GPTQ runs
+                    // every distinct (projection, setting) once: independent GPTQ runs, in parallel on the CPU's
+                    // cores; a GPU queues them on one stream anyway
                     jobs.forEach((key, job) -> dequantized.put(key, backend.zeros(job.linear().outFeatures(),
                             job.linear().inFeatures())));
-                    jobs.entrySet().parallelStream().forEach(e -> e.getValue().run(backend, dequantized.get(e.getKey())));
+                    var runs = backend instanceof CpuBackend ? jobs.entrySet().parallelStream()
+                            : jobs.entrySet().stream();
+                    runs.forEach(e -> e.getValue().run(backend, dequantized.get(e.getKey())));
                     jobs.keySet().forEach(held::put);
                 }
                 List<BlockCandidate> out = new ArrayList<>();
@@ -128,7 +132,7 @@ public final class BlockMeasurement {
     /** One GPTQ run of the measurement: a projection quantized with one setting into its dequantized weight. */
     private record GptqJob(LinearSpec linear, Tensor weight, AdaptiveGptq.Preparation<Tensor> prep, QParams qp) {
         void run(Backend backend, Tensor dequantized) {
-            AdaptiveGptq.quantize(backend, weight, prep, qp, dequantized);
+            AdaptiveGptq.dequantize(backend, weight, prep, qp, dequantized);
         }
     }
 }

@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.exl2spark.backend.Backend;
+import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.io.Half;
 import org.exl2spark.model.BlockSpec;
@@ -51,9 +52,10 @@ public final class BlockQuantization {
                 }
                 preps.put(l.key(), hessians.preparation(l, rows));
             }
-            // the projections are independent once the Hessians exist
             Map<String, Exl2Linear> done = new java.util.concurrent.ConcurrentHashMap<>();
-            block.linears().parallelStream().forEach(l -> {
+            // independent once the Hessians exist: in parallel on the CPU's cores, one after another on a GPU's stream
+            var linears = backend instanceof CpuBackend ? block.linears().parallelStream() : block.linears().stream();
+            linears.forEach(l -> {
                 try {
                     done.put(l.key(), quantizeLinear(weights, l, original.linear(l.shortName()).weight(),
                             preps.get(l.key()), strategy.get(l.shortName())));

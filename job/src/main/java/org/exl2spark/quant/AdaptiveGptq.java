@@ -87,12 +87,32 @@ public final class AdaptiveGptq {
     }
 
     /**
-     * Quantizes {@code weightHf} (the Hugging Face weight [out_features × in_features] on the backend) with
-     * {@code qp} and a Hessian preparation of its input. If {@code dequantizedHf} is given ([out × in], like the
+     * Quantizes {@code weightHf} (the Hugging Face weight [out_features × in_features] where the operations keep it)
+     * with {@code qp} and a Hessian preparation of its input. If {@code dequantizedHf} is given ([out × in], like the
      * weight) it receives the fp16-exact weight the codes decode to.
      */
     public static <M> GptqResult quantize(GptqOps<M> backend, M weightHf, Preparation<M> prep, QParams qp,
             M dequantizedHf) {
+        return run(backend, weightHf, prep, qp, dequantizedHf, true);
+    }
+
+    /**
+     * The measurement's GPTQ: only the fp16-exact dequantized weight [out × in], into {@code dequantizedHf}; codes and
+     * scales stay where the operations run.
+     */
+    public static <M> void dequantize(GptqOps<M> backend, M weightHf, Preparation<M> prep, QParams qp,
+            M dequantizedHf) {
+        run(backend, weightHf, prep, qp, dequantizedHf, false);
+    }
+
+    public static void dequantize(Backend backend, Tensor weightHf, Preparation<Tensor> prep, QParams qp,
+            Tensor dequantizedHf) {
+        dequantize(GptqOps.of(backend), weightHf, prep, qp, dequantizedHf);
+    }
+
+    /** The column-block loop; with {@code stored} it returns codes and scales, otherwise null. */
+    private static <M> GptqResult run(GptqOps<M> backend, M weightHf, Preparation<M> prep, QParams qp,
+            M dequantizedHf, boolean stored) {
         int rows = Math.toIntExact(backend.cols(weightHf));
         int cols = Math.toIntExact(backend.rows(weightHf));
         if (prep.size() != rows) {
@@ -110,9 +130,12 @@ public final class AdaptiveGptq {
                 for (QParams.Group g : plan) {
                     long a = g.firstRow();
                     long b = g.endRow();
-                    GptqRun.GroupScales scales = run.findParams(a, b, g.bits());
-                    groups.add(new GptqResult.QuantGroup(g.bits(), (int) a, (int) (b - a), scales.codes(),
-                            scales.maxHalf()));
+                    run.findParams(a, b, g.bits());
+                    if (stored) {
+                        GptqRun.GroupScales scales = run.scales();
+                        groups.add(new GptqResult.QuantGroup(g.bits(), (int) a, (int) (b - a), scales.codes(),
+                                scales.maxHalf()));
+                    }
                     run.quantizeGroup(a, b, g.bits());
                     run.lazyUpdate(a, b);
                 }
@@ -123,7 +146,7 @@ public final class AdaptiveGptq {
                     }
                     backend.gatherTransposed(run.dequantized(), invperm, null, dequantizedHf);
                 }
-                return new GptqResult(rows, cols, perm, groups, run.codes());
+                return stored ? new GptqResult(rows, cols, perm, groups, run.codes()) : null;
             }
         } finally {
             backend.release(w);

@@ -74,11 +74,6 @@ public final class DeviceBuffer {
         toHost(Pointer.to(dst).withByteOffset(checkHost(dst.length, dstOffset, count)), srcByte, count);
     }
 
-    public void copyFromHost(int[] src, int srcOffset, int count, long dstElement) {
-        toDevice(Pointer.to(src).withByteOffset(4L * checkHost(src.length, srcOffset, count)), 4L * count,
-                4L * dstElement);
-    }
-
     /**
      * Copies {@code count} floats that lie {@code strideElements} apart, starting at float {@code srcElement}, into
      * {@code dst} in one 2-D copy (e.g. a matrix diagonal: stride ld + 1).

@@ -32,7 +32,8 @@ class ExampleWeightsTest {
             assertArrayEquals(written.linearWeight(arch.lmHead()), drawn.linearWeight(arch.lmHead()));
             String norm = arch.layer(0).attention().normName();
             assertArrayEquals(written.norm(norm), drawn.norm(norm), norm);
-            assertArrayEquals(written.embeddings(), drawn.embeddings());
+            int[] ids = {0, 17, 4095};
+            assertArrayEquals(written.embeddingRows(ids), drawn.embeddingRows(ids));
         }
     }
 }

@@ -1,7 +1,5 @@
-package org.exl2spark.gpu;
+package org.exl2spark.backend;
 
-import org.exl2spark.backend.GptqOps;
-import org.exl2spark.backend.GptqRun;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
@@ -11,8 +9,8 @@ import org.exl2spark.kernels.GptqKernels;
 import org.exl2spark.plan.DeviceBytes;
 
 /**
- * The GPTQ operations of {@link org.exl2spark.backend.Backend} on device matrices, over the kernels of dense.cu,
- * cholesky.cu and gptq.cu: what the CUDA backend delegates to once it has unwrapped its tensors. Temporaries (index
+ * The GPTQ operations of {@link Backend} on device matrices, over the kernels of dense.cu, cholesky.cu and gptq.cu:
+ * what {@link CudaBackend} delegates to once it has unwrapped its tensors. Temporaries (index
  * arrays, Cholesky panels, a run's codes and dequantized rows) come from {@code memory}, so they count against the
  * task's budget ({@link org.exl2spark.plan.DeviceBytes} predicts them). CPU twins: the same operations of {@code CpuBackend} and {@code CpuGptq}.
  */
@@ -200,8 +198,12 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
         }
 
         @Override
-        public GptqRun.GroupScales findParams(long a, long b, int bits) {
+        public void findParams(long a, long b, int bits) {
             gptq.findParams(w, a, b, bits, workspace);
+        }
+
+        @Override
+        public GptqRun.GroupScales scales() {
             GptqKernels.GroupScales s = workspace.readScaleCodes();
             return new GptqRun.GroupScales(s.codes(), s.maxHalf());
         }
