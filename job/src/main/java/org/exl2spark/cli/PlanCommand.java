@@ -121,11 +121,23 @@ final class PlanCommand implements Callable<Integer> {
         for (Pass p : passes) {
             out.println();
             out.println(p.name + ":");
+            // identical tasks in a row (a layer's forward partitions) print once, with their count
+            String previous = null;
+            int repeats = 0;
             for (Pass.Entry e : p.entries) {
-                if (all || e.layer == 0) {
-                    out.println("  " + e.plan.render());
+                if (!all && e.layer != 0) {
+                    continue;
                 }
+                String line = e.plan.render();
+                if (line.equals(previous)) {
+                    repeats++;
+                    continue;
+                }
+                printRepeated(out, previous, repeats);
+                previous = line;
+                repeats = 1;
             }
+            printRepeated(out, previous, repeats);
             out.printf(Locale.ROOT, "  %d tasks, largest peak %s, estimated %.1f s of device time%n",
                     p.entries.size(), TaskPlan.bytes(p.peak()), p.seconds());
             total += p.seconds();
@@ -136,6 +148,12 @@ final class PlanCommand implements Callable<Integer> {
                 TaskPlan.bytes(budgetBytes), total, total / 3600);
         out.flush();
         return 0;
+    }
+
+    private static void printRepeated(PrintWriter out, String line, int times) {
+        if (line != null) {
+            out.println("  " + line + (times > 1 ? " ×" + times : ""));
+        }
     }
 
     private ModelArchitecture readArchitecture(String location) throws Exception {

@@ -17,7 +17,7 @@ import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
 import org.exl2spark.model.BlockSpec;
 import org.exl2spark.model.LayerSpec;
-import org.exl2spark.model.LinearSpec;
+import org.exl2spark.model.LinearInputObserver;
 import org.exl2spark.model.Transformer;
 import org.exl2spark.model.WeightSource;
 import org.exl2spark.pipeline.BlockMeasurement;
@@ -88,8 +88,10 @@ public final class LayerBenchmark {
                 TaskPlan plan = planner.measureBlock(block, BlockMeasurement.table(block), measureRows, length);
                 System.out.println("\nplan: " + plan.render());
                 try (CudaBackend backend = new CudaBackend(ctx, budget, Precision.TF32X3)) {
-                    BlockMeasurement m = new BlockMeasurement(new BlockRunner(new Transformer(weights.architecture(),
-                            backend), plan.rowChunk()));
+                    Transformer transformer = new Transformer(weights.architecture(), backend);
+                    BlockRunner runner = new BlockRunner(transformer, plan.rowChunk());
+                    timeOneForward(transformer, runner, weights, block, measureInput);
+                    BlockMeasurement m = new BlockMeasurement(runner);
                     long t0 = System.nanoTime();
                     List<BlockCandidate> candidates = m.measure(weights, block, measureInput, plan.dequantSlots());
                     ctx.synchronize();
@@ -130,6 +132,30 @@ public final class LayerBenchmark {
                     within ? "yes" : "NO");
         }
         System.exit(within ? 0 : 1);
+    }
+
+    /**
+     * What the measurement's parts cost apart: loading the block (drawing the example's weights, a real task reads
+     * them) and one forward over the calibration rows (the measurement runs one per candidate and one reference),
+     * with the host's share (copies and the error sum) timed separately.
+     */
+    private static void timeOneForward(Transformer transformer, BlockRunner runner, WeightSource weights,
+            BlockSpec block, HiddenStates input) throws Exception {
+        long t0 = System.nanoTime();
+        try (Transformer.BlockWeights w = transformer.loadBlock(weights, block)) {
+            double load = (System.nanoTime() - t0) / 1e9;
+            runner.forward(input, w, LinearInputObserver.NONE);
+            transformer.backend().download(w.norm());
+            long t1 = System.nanoTime();
+            HiddenStates out = runner.forward(input, w, LinearInputObserver.NONE);
+            double forward = (System.nanoTime() - t1) / 1e9;
+            long t2 = System.nanoTime();
+            BlockRunner.relativeErrorSum(out, input);
+            double error = (System.nanoTime() - t2) / 1e9;
+            System.out.printf(Locale.ROOT, "  load block %.1f s; one forward over %d×%d tokens %.2f s (incl. host"
+                    + " copies); the error sum on the host %.2f s%n", load, input.rows(), input.tokens(), forward,
+                    error);
+        }
     }
 
     private static boolean report(String what, BlockSpec block, double seconds, CudaBackend backend, TaskPlan plan,
