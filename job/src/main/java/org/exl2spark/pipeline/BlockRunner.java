@@ -1,6 +1,7 @@
 package org.exl2spark.pipeline;
 
 import java.util.Arrays;
+import java.util.stream.IntStream;
 import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.model.LinearInputObserver;
@@ -41,13 +42,16 @@ public final class BlockRunner {
         return new HiddenStates(out, input.rows(), input.tokens(), input.hidden());
     }
 
-    /** Σ over rows of ‖y − y_ref‖_F / ‖y_ref‖_F (y clamped to the fp16 range), ExLlamaV2's block error. */
+    /**
+     * Σ over rows of ‖y − y_ref‖_F / ‖y_ref‖_F (y clamped to the fp16 range), ExLlamaV2's block error. Rows are
+     * measured in parallel (a 2048-token row of a 8192-wide model is 16.8 M values) and summed in row order, so the
+     * result does not depend on the thread count.
+     */
     public static double relativeErrorSum(HiddenStates y, HiddenStates reference) {
-        double sum = 0;
         int rowSize = y.rowSize();
         float[] a = y.data();
         float[] b = reference.data();
-        for (int r = 0; r < y.rows(); r++) {
+        double[] perRow = IntStream.range(0, y.rows()).parallel().mapToDouble(r -> {
             double diff = 0;
             double norm = 0;
             for (int i = r * rowSize, end = i + rowSize; i < end; i++) {
@@ -56,7 +60,11 @@ public final class BlockRunner {
                 diff += d * d;
                 norm += (double) b[i] * b[i];
             }
-            sum += Math.sqrt(diff) / Math.sqrt(norm);
+            return Math.sqrt(diff) / Math.sqrt(norm);
+        }).toArray();
+        double sum = 0;
+        for (double e : perRow) {
+            sum += e;
         }
         return sum;
     }
