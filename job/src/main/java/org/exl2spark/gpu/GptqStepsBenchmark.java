@@ -68,24 +68,13 @@ public final class GptqStepsBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        String preset = "qwen1.5-110b";
-        long budget = 24_000_000_000L;
-        int measureRows = 16;
-        int quantRows = 100;
-        int length = 2048;
-        int layer = 0;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--preset" -> preset = args[++i];
-                case "--budget" -> budget = Long.parseLong(args[++i]);
-                case "--measurement-rows" -> measureRows = Integer.parseInt(args[++i]);
-                case "--rows" -> quantRows = Integer.parseInt(args[++i]);
-                case "--length" -> length = Integer.parseInt(args[++i]);
-                case "--layer" -> layer = Integer.parseInt(args[++i]);
-                default -> throw new IllegalArgumentException("unknown option " + args[i] + " (--preset P"
-                        + " --budget BYTES --measurement-rows N --rows N --length T --layer L)");
-            }
-        }
+        LayerOptions o = LayerOptions.parse(args);
+        String preset = o.preset();
+        long budget = o.budget();
+        int measureRows = o.measurementRows();
+        int quantRows = o.rows();
+        int length = o.length();
+        int layer = o.layer();
         CudaStatus status = CudaRuntime.status();
         if (!status.available()) {
             System.out.println("no CUDA: " + status.reason());

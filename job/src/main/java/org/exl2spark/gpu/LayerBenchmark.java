@@ -50,24 +50,13 @@ public final class LayerBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        String preset = "qwen1.5-110b";
-        long budget = 24_000_000_000L;
-        int measureRows = 16;
-        int quantRows = 100;
-        int length = 2048;
-        int partRows = 4;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--preset" -> preset = args[++i];
-                case "--budget" -> budget = Long.parseLong(args[++i]);
-                case "--measurement-rows" -> measureRows = Integer.parseInt(args[++i]);
-                case "--rows" -> quantRows = Integer.parseInt(args[++i]);
-                case "--length" -> length = Integer.parseInt(args[++i]);
-                case "--rows-per-partition" -> partRows = Integer.parseInt(args[++i]);
-                default -> throw new IllegalArgumentException("unknown option " + args[i] + " (--preset P --budget"
-                        + " BYTES --measurement-rows N --rows N --length T --rows-per-partition N)");
-            }
-        }
+        LayerOptions o = LayerOptions.parse(args);
+        String preset = o.preset();
+        long budget = o.budget();
+        int measureRows = o.measurementRows();
+        int quantRows = o.rows();
+        int length = o.length();
+        int partRows = o.rowsPerPartition();
         CudaStatus status = CudaRuntime.status();
         if (!status.available()) {
             System.out.println("no CUDA: " + status.reason());
@@ -75,9 +64,9 @@ public final class LayerBenchmark {
         }
         GpuContext ctx = GpuContext.forDevice(0);
         boolean within = true;
-        try (WeightSource weights = new ExampleWeights(ExampleModel.of(ExamplePreset.byName(preset), 1, 0))) {
+        try (WeightSource weights = new ExampleWeights(ExampleModel.of(ExamplePreset.byName(preset), o.layer() + 1, 0))) {
             MemoryPlanner planner = new MemoryPlanner(weights.architecture(), budget, DeviceRates.H100);
-            LayerSpec layer = weights.architecture().layer(0);
+            LayerSpec layer = weights.architecture().layer(o.layer());
             int hidden = weights.architecture().hiddenSize();
             System.out.println("device: " + ctx.device() + "; budget " + TaskPlan.bytes(budget) + "; measurement "
                     + measureRows + "×" + length + ", quantization " + quantRows + "×" + length + " tokens");
