@@ -13,6 +13,7 @@ import org.exl2spark.model.BlockSpec;
 import org.exl2spark.model.LayerSpec;
 import org.exl2spark.model.ModelArchitecture;
 import org.exl2spark.pipeline.BlockMeasurement;
+import org.exl2spark.plan.ByteSize;
 import org.exl2spark.plan.DeviceRates;
 import org.exl2spark.plan.MemoryPlanner;
 import org.exl2spark.plan.TaskPlan;
@@ -39,7 +40,7 @@ final class PlanCommand implements Callable<Integer> {
     String model;
 
     @Option(names = "--budget", paramLabel = "<bytes>", defaultValue = DEFAULT_BUDGET,
-            description = "Device memory per task (exl2.gpu.memoryBudget), e.g. 24g, 24000000000 (default:"
+            description = "Device memory per task (spark.exl2.gpu.memoryBudget), e.g. 24g, 24000000000 (default:"
                     + " ${DEFAULT-VALUE}; a task's own default is its device's free memory less 1 GiB).")
     String budget;
 
@@ -86,7 +87,7 @@ final class PlanCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("row counts and lengths must be at least 1, got " + v);
             }
         }
-        long budgetBytes = parseBytes(budget, "--budget");
+        long budgetBytes = ByteSize.parse(budget, "--budget");
         ModelArchitecture arch = readArchitecture(model);
         MemoryPlanner planner = new MemoryPlanner(arch, budgetBytes, DeviceRates.H100);
         PrintWriter out = spec.commandLine().getOut();
@@ -109,9 +110,9 @@ final class PlanCommand implements Callable<Integer> {
             for (LayerSpec layer : arch.layers()) {
                 for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
                     p.add(layer, planner.quantizeBlock(b, rows, length));
-                }
-                for (int r0 = 0; r0 < rows; r0 += rowsPerPartition) {
-                    p.add(layer, planner.forwardPartition(layer, Math.min(rowsPerPartition, rows - r0), length));
+                    for (int r0 = 0; r0 < rows; r0 += rowsPerPartition) {
+                        p.add(layer, planner.forwardPartition(b, Math.min(rowsPerPartition, rows - r0), length));
+                    }
                 }
             }
             passes.add(p);
@@ -166,30 +167,6 @@ final class PlanCommand implements Callable<Integer> {
             throw new IllegalArgumentException(location + ": no config.json (not a Hugging Face model directory?)");
         }
         return ModelArchitecture.fromConfig(json, config.toString());
-    }
-
-    /** "24g", "24G", "512m", "24000000000": binary suffixes k, m, g, t as Spark reads memory sizes. */
-    static long parseBytes(String text, String option) {
-        String t = text.trim().toLowerCase(Locale.ROOT);
-        long unit = 1;
-        char last = t.isEmpty() ? ' ' : t.charAt(t.length() - 1);
-        int shift = "kmgt".indexOf(last);
-        if (shift >= 0) {
-            unit = 1L << (10 * (shift + 1));
-            t = t.substring(0, t.length() - 1);
-        } else if (last == 'b') {
-            t = t.substring(0, t.length() - 1);
-        }
-        try {
-            double v = Double.parseDouble(t);
-            if (!(v > 0)) {
-                throw new NumberFormatException();
-            }
-            return (long) (v * unit);
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(option + ": '" + text + "' is not a positive size (e.g. 24g,"
-                    + " 24000000000)");
-        }
     }
 
     /** One pass's tasks, each with its layer. */

@@ -755,7 +755,8 @@ public final class GpuSelfTest {
         DeviceMatrix dh = memory.matrix("H", in, in);
         dh.upload(hm);
         try (AdaptiveGptq.Preparation<DeviceMatrix> own = AdaptiveGptq.prepare(ops, dh, "selftest.linear")) {
-            expect(Arrays.equals(own.perm(), prep.perm()), "act order on the device vs CPU", "permutations differ");
+            boolean samePerm = Arrays.equals(own.perm(), prep.perm());
+            expect(samePerm, "act order on the device vs CPU", samePerm ? "identical permutations" : "permutations differ");
             GptqResult alone = AdaptiveGptq.quantize(ops, dw, own, qp, dq);
             compareLinear("gptq linear 768×1024 [6,4] all on the device (own U)", twin, alone,
                     inOut(dq.download(), out, in), lossCpu, weight, hm, false);

@@ -7,14 +7,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.exl2spark.model.BlockSpec;
-import org.exl2spark.model.LayerSpec;
 import org.exl2spark.model.LinearSpec;
 import org.exl2spark.model.ModelArchitecture;
 import org.exl2spark.quant.QParams;
 
 /**
  * DESIGN.md's memory planner: for each task kind, the peak device bytes predicted from the model's shapes, and the
- * split that keeps it under the budget ({@code exl2.gpu.memoryBudget}): calibration rows per forward chunk and, for
+ * split that keeps it under the budget ({@code spark.exl2.gpu.memoryBudget}): calibration rows per forward chunk and, for
  * a measurement, how many dequantized projection weights stay on the device at once (fewer means some settings are
  * quantized again). A task that does not fit at its smallest split fails here, before any work, naming the module,
  * its shape, the bytes needed and the budget. Everything is fp32 on the device, as the tasks allocate it.
@@ -32,7 +31,7 @@ public final class MemoryPlanner {
 
     public MemoryPlanner(ModelArchitecture arch, long budgetBytes, DeviceRates rates) {
         if (budgetBytes <= 0) {
-            throw new IllegalArgumentException("exl2.gpu.memoryBudget must be positive, got " + budgetBytes);
+            throw new IllegalArgumentException("spark.exl2.gpu.memoryBudget must be positive, got " + budgetBytes);
         }
         this.arch = arch;
         this.budget = budgetBytes;
@@ -114,22 +113,20 @@ public final class MemoryPlanner {
                 block.linears().size(), seconds);
     }
 
-    /** The forward of one quantized layer over a partition of {@code rows} rows. */
-    public TaskPlan forwardPartition(LayerSpec layer, int rows, int tokens) {
-        long weights = weightBytes(layer.attention()) + weightBytes(layer.mlp());
-        int chunk = Math.min(rowChunk(layer.attention(), rows, tokens, weights),
-                rowChunk(layer.mlp(), rows, tokens, weights));
-        long act = Math.max(activationBytes(layer.attention(), chunk, tokens),
-                activationBytes(layer.mlp(), chunk, tokens));
-        long peak = weights + act;
-        String module = "model.layers." + layer.index();
+    /**
+     * The forward of one quantized block over a partition of {@code rows} rows, with the original block beside it
+     * for the partitions whose error is sampled: both blocks' fp32 weights and one chunk's activations.
+     */
+    public TaskPlan forwardPartition(BlockSpec block, int rows, int tokens) {
+        long weights = 2 * weightBytes(block);
+        int chunk = rowChunk(block, rows, tokens, weights);
+        long peak = weights + activationBytes(block, chunk, tokens);
         if (peak > budget) {
-            throw new PlanException("forward", module, "hidden " + arch.hiddenSize(), peak, budget, "the layer's"
-                    + " weights " + TaskPlan.bytes(weights) + " and a 1-row chunk " + TaskPlan.bytes(act));
+            throw new PlanException("forward", block.key(), shape(block), peak, budget, "the quantized and the"
+                    + " original block's weights " + TaskPlan.bytes(weights) + " and a " + chunk + "-row chunk");
         }
-        double seconds = forwardSeconds(layer.attention(), rows, tokens) + forwardSeconds(layer.mlp(), rows, tokens);
-        return new TaskPlan(TaskPlan.Kind.FORWARD, module, rows + "×" + tokens + " tokens", peak, chunk, 0, 0,
-                seconds);
+        return new TaskPlan(TaskPlan.Kind.FORWARD, block.key(), rows + "×" + tokens + " tokens", peak, chunk, 0, 0,
+                2 * forwardSeconds(block, rows, tokens));
     }
 
     /** Every distinct (projection, setting) a block's candidates use, keyed like the measurement's cache. */

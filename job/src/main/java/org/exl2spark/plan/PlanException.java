@@ -8,7 +8,7 @@ public final class PlanException extends IllegalArgumentException {
 
     public PlanException(String task, String module, String shape, long bytesNeeded, long budget, String detail) {
         super(task + " " + module + " " + shape + " needs " + TaskPlan.bytes(bytesNeeded)
-                + " of device memory at its smallest split, the budget (exl2.gpu.memoryBudget) is "
+                + " of device memory at its smallest split, the budget (spark.exl2.gpu.memoryBudget) is "
                 + TaskPlan.bytes(budget) + ": " + detail);
         this.module = module;
         this.bytesNeeded = bytesNeeded;

@@ -28,12 +28,12 @@ class PlanCommandTest {
         assertTrue(out.contains("2 layers, hidden 8192, intermediate 49152"), out);
         assertTrue(out.contains("measure  model.layers.0.mlp"), out);
         assertTrue(out.contains("quantize model.layers.0.mlp"), out);
-        assertTrue(out.contains("forward  model.layers.0"), out);
+        assertTrue(out.contains("forward  model.layers.0.mlp") && out.contains("×25"), out);
         assertTrue(out.contains("measurement (16 rows × 2048 tokens):\n"), out);
         assertTrue(out.contains("quantization 4.00 bpw") && out.contains("quantization 3.00 bpw"), out);
-        // 2 layers × 2 blocks measured; per target 2 × (2 blocks + 25 partitions of 4 of the 100 rows)
+        // 2 layers × 2 blocks measured; per target 2 layers × 2 blocks × (1 + 25 partitions of 4 of the 100 rows)
         assertTrue(out.contains("  4 tasks, largest peak"), out);
-        assertTrue(out.contains("  54 tasks, largest peak"), out);
+        assertTrue(out.contains("  104 tasks, largest peak"), out);
         assertTrue(out.contains("whole job: largest task peak") && out.contains("of 22.35 GiB (24.00 GB)"), out);
         assertTrue(!out.contains("model.layers.1.mlp"), "layer 1 only with --all: " + out);
         String all = Cli.run("plan", dir.toString(), "--budget", "24g", "--all", "-m").ok().out();
@@ -56,10 +56,10 @@ class PlanCommandTest {
 
     @Test
     void budgetSizesReadLikeSparkMemorySizes() {
-        assertEquals(24L << 30, PlanCommand.parseBytes("24g", "--budget"));
-        assertEquals(24L << 30, PlanCommand.parseBytes("24G", "--budget"));
-        assertEquals(512L << 20, PlanCommand.parseBytes("512m", "--budget"));
-        assertEquals(24_000_000_000L, PlanCommand.parseBytes("24000000000", "--budget"));
+        assertEquals(24L << 30, org.exl2spark.plan.ByteSize.parse("24g", "--budget"));
+        assertEquals(24L << 30, org.exl2spark.plan.ByteSize.parse("24G", "--budget"));
+        assertEquals(512L << 20, org.exl2spark.plan.ByteSize.parse("512m", "--budget"));
+        assertEquals(24_000_000_000L, org.exl2spark.plan.ByteSize.parse("24000000000", "--budget"));
     }
 
     @Test

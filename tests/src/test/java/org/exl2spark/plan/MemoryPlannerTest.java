@@ -67,7 +67,7 @@ class MemoryPlannerTest {
         TaskPlan small = planner(4 * GB).quantizeBlock(LAYER.attention(), 100, 2048);
         assertTrue(big.rowChunk() > small.rowChunk(), big.render() + " / " + small.render());
         assertTrue(small.rowChunk() >= 1 && small.peakBytes() <= 4 * GB, small.render());
-        TaskPlan forward = planner(24 * GB).forwardPartition(LAYER, 4, 2048);
+        TaskPlan forward = planner(24 * GB).forwardPartition(LAYER.mlp(), 4, 2048);
         assertTrue(forward.peakBytes() <= 24 * GB && forward.rowChunk() >= 1, forward.render());
     }
 
