@@ -5,39 +5,91 @@ import java.io.Serializable;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.spark.SparkConf;
+import org.apache.spark.TaskFailedReason;
+import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.api.java.function.Function;
+import org.apache.spark.resource.ResourceProfile;
+import org.apache.spark.resource.ResourceProfileBuilder;
+import org.apache.spark.resource.TaskResourceRequests;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerTaskEnd;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Runs one pass's tasks as a Spark job: one partition per task, results collected to the driver (they are small
  * reports; tasks exchange data only through the job directory). Each job runs under a readable group and
- * description (the Spark UI shows "measure layer 37 mlp"), and the driver prints done/total with an ETA.
+ * description (the Spark UI shows "measure layer 37 mlp"), and the driver prints done/total with an ETA and every
+ * failed task attempt with its reason. Each task logs what it starts, and on which GPU, in its executor's log.
+ *
+ * <p>Tasks get what the session's default resource profile gives them: with {@code spark.task.resource.gpu.amount=1}
+ * one GPU each. Stages that compute nothing on a GPU ({@link #runOnCpu}) run under a task resource profile that asks
+ * for one CPU and no GPU, so they neither wait for a free GPU nor hold one.
  */
 final class Stages {
+    private static final Logger LOG = LoggerFactory.getLogger(Stages.class);
+
     private final JavaSparkContext jsc;
     private final PrintStream log;
     private final ProgressListener progress = new ProgressListener();
+    private final ResourceProfile cpuOnly;
 
     Stages(JavaSparkContext jsc, PrintStream log) {
         this.jsc = jsc;
         this.log = log;
+        this.cpuOnly = cpuOnlyProfile(jsc.getConf());
         jsc.sc().addSparkListener(progress);
     }
 
+    /** A stage whose tasks each take one GPU when the session gives tasks GPUs (else they run on the CPU backend). */
     <T extends Serializable, R> List<R> run(String group, String description, List<T> items, Function<T, R> task) {
+        return run(group, description, items, task, null);
+    }
+
+    /** A stage whose tasks need no GPU (reading and writing files, checks): never holds one. */
+    <T extends Serializable, R> List<R> runOnCpu(String group, String description, List<T> items,
+            Function<T, R> task) {
+        return run(group, description, items, task, cpuOnly);
+    }
+
+    private <T extends Serializable, R> List<R> run(String group, String description, List<T> items,
+            Function<T, R> task, ResourceProfile profile) {
         if (items.isEmpty()) {
             return List.of();
         }
         jsc.setJobGroup(group, description, false);
         progress.start(description, items.size());
         try {
-            return jsc.parallelize(items, items.size()).map(task).collect();
+            JavaRDD<T> rdd = jsc.parallelize(items, items.size());
+            if (profile != null) {
+                rdd = rdd.withResources(profile);
+            }
+            return rdd.map(item -> {
+                LOG.info("{}: starting {} on {}", description, item, GpuAssignment.currentDevice().stream()
+                        .mapToObj(d -> "GPU " + d).findFirst().orElse("no GPU"));
+                return task.call(item);
+            }).collect();
         } finally {
             progress.stop();
             jsc.clearJobGroup();
         }
+    }
+
+    /**
+     * The profile of GPU-free stages, or null where the default profile already gives tasks no GPU. Spark (4.2)
+     * accepts a task-only resource profile with dynamic allocation off on standalone, YARN and Kubernetes: its
+     * tasks run on the executors the default profile started (which have GPUs) and are simply given none. With
+     * dynamic allocation on it asks for executors like the default ones. Local mode accepts no profile at all, and
+     * there tasks have no GPU anyway (SparkSessions refuses task GPUs in local mode).
+     */
+    static ResourceProfile cpuOnlyProfile(SparkConf conf) {
+        if (conf.getDouble(SparkSessions.TASK_GPUS, 0) <= 0) {
+            return null;
+        }
+        return new ResourceProfileBuilder().require(new TaskResourceRequests().cpus(conf.getInt("spark.task.cpus", 1)))
+                .build();
     }
 
     private final class ProgressListener extends SparkListener {
@@ -61,7 +113,14 @@ final class Stages {
         @Override
         public void onTaskEnd(SparkListenerTaskEnd end) {
             String what = description;
-            if (what == null || !end.taskInfo().successful()) {
+            if (what == null) {
+                return;
+            }
+            if (!end.taskInfo().successful()) {
+                String reason = end.reason() instanceof TaskFailedReason f ? f.toErrorString().lines().findFirst()
+                        .orElse("") : end.reason().toString();
+                log.printf(Locale.ROOT, "%s: task %d attempt %d failed on executor %s: %s%n", what,
+                        end.taskInfo().index(), end.taskInfo().attemptNumber(), end.taskInfo().executorId(), reason);
                 return;
             }
             int n = done.incrementAndGet();

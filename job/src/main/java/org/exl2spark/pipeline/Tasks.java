@@ -25,6 +25,10 @@ public final class Tasks {
 
     /** A forward of one layer or block over one partition. */
     public record PartitionWork(int layer, Partition partition) implements Serializable {
+        @Override
+        public String toString() {
+            return "layer " + layer + " rows " + partition.firstRow() + ".." + (partition.firstRow() + partition.rows() - 1);
+        }
     }
 
     /** One block of one layer: the unit of measurement and of quantization. */
