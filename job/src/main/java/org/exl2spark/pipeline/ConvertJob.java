@@ -104,8 +104,8 @@ public final class ConvertJob {
                         new Exl2QuantizationConfig.Calibration(rows[1], calibrationLength(arch),
                                 o.calibration() == null ? Exl2QuantizationConfig.DEFAULT_DATASET
                                         : Storage.path(o.calibration()).getName()));
-                CompilePass.run(job, model, arch, bpw, output(bpw), (long) o.shardSizeMb() * 1024 * 1024, q,
-                        jobId(jobId, bpw), conf);
+                CompilePass.run(stages, ctx, job, model, arch, bpw, output(bpw), (long) o.shardSizeMb() * 1024 * 1024,
+                        q, jobId(jobId, bpw), conf);
                 log.println(JobDirectory.bitrateLabel(bpw) + ": model written to " + output(bpw));
             }
         }

@@ -3,6 +3,8 @@ package org.exl2spark.pipeline;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import org.exl2spark.io.DType;
+import org.exl2spark.io.TensorSpec;
 import org.exl2spark.model.BlockSpec;
 import org.exl2spark.model.ModelArchitecture;
 
@@ -52,7 +54,31 @@ public final class Tasks {
     public record MeasureReport(String block, double bestAccuracy, double seconds) implements Serializable {
     }
 
+    /** A tensor of an output shard and where its bytes are: an EXL2 fragment file, or (null) the source model. */
+    public record ShardTensor(String name, DType dtype, long[] shape, String fragment) implements Serializable {
+        public TensorSpec spec() {
+            return new TensorSpec(name, dtype, shape);
+        }
+    }
+
+    /** One output shard, written as {@code file} into the output's staging folder. */
+    public record CompileShard(String staging, String file, List<ShardTensor> tensors) implements Serializable {
+        public CompileShard {
+            tensors = new ArrayList<>(tensors);
+        }
+
+        @Override
+        public String toString() {
+            return file + " (" + tensors.size() + " tensors)";
+        }
+    }
+
+    /** What a compile task reports: the shard it wrote, its length and its sha256 (for the manifest). */
+    public record ShardReport(String file, long bytes, String sha256) implements Serializable {
+    }
+
     /** Every class above, for Kryo registration. */
     public static final List<Class<?>> PAYLOADS = List.of(Partition.class, PartitionWork.class, BlockWork.class,
-            ForwardReport.class, MeasureReport.class, BlockSpec.Kind.class);
+            ForwardReport.class, MeasureReport.class, BlockSpec.Kind.class, ShardTensor.class, CompileShard.class,
+            ShardReport.class, DType.class);
 }
