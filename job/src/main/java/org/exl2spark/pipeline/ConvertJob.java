@@ -6,7 +6,13 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.security.MessageDigest;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.CompletionService;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorCompletionService;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -24,8 +30,8 @@ import org.exl2spark.quant.Measurement;
 
 /**
  * A whole conversion, driven from the Spark driver: checks everything that can be checked cheaply first, then runs
- * the passes in order (calibrate, reference forward, measure, and per target optimize, quantize, compile), each
- * skipping what the job directory already holds. Nothing large passes through the driver.
+ * the passes in order (calibrate, reference forward, measure, and per target optimize, quantize, compile: the targets
+ * in parallel), each skipping what the job directory already holds. Nothing large passes through the driver.
  */
 public final class ConvertJob {
     /** Version written into quantization_config. */
@@ -97,8 +103,9 @@ public final class ConvertJob {
             for (double bpw : o.targets()) {
                 OptimizePass.budget(arch, m, bpw);
             }
-            for (double bpw : o.targets()) {
-                OptimizePass.run(job, arch, m, bpw, log);
+            Measurement measurement = m;
+            forEachTarget(jsc, bpw -> {
+                OptimizePass.run(job, arch, measurement, bpw, log);
                 QuantizePass.run(stages, ctx, job, arch, bpw, rows[1], o.headBits(), log);
                 Exl2QuantizationConfig q = new Exl2QuantizationConfig(VERSION, bpw, o.headBits(),
                         new Exl2QuantizationConfig.Calibration(rows[1], calibrationLength(arch),
@@ -107,7 +114,65 @@ public final class ConvertJob {
                 CompilePass.run(stages, ctx, job, model, arch, bpw, output(bpw), (long) o.shardSizeMb() * 1024 * 1024,
                         q, jobId(jobId, bpw), conf);
                 log.println(JobDirectory.bitrateLabel(bpw) + ": model written to " + output(bpw));
+            });
+        }
+    }
+
+    /** What one target bitrate runs after the measurement: optimize, quantize, compile. */
+    private interface TargetPipeline {
+        void run(double bpw) throws IOException;
+    }
+
+    /**
+     * Runs each target's pipeline, all at once, each from its own driver thread: the quantization pass is a chain of
+     * small stages (one task per block), so one target alone leaves most executors idle, and the targets' stages
+     * fill them. Targets are independent (own strategy, states, fragments, output), so the bytes are those of one
+     * target at a time. The first failure cancels the other targets' Spark jobs and is rethrown as it was thrown
+     * (their cancellations are not what went wrong).
+     */
+    private void forEachTarget(JavaSparkContext jsc, TargetPipeline pipeline) throws IOException {
+        List<Double> targets = o.targets();
+        if (targets.size() == 1) {
+            pipeline.run(targets.get(0));
+            return;
+        }
+        ExecutorService threads = Executors.newFixedThreadPool(targets.size(), r -> {
+            Thread t = new Thread(r, "exl2-target");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            CompletionService<Void> running = new ExecutorCompletionService<>(threads);
+            for (double bpw : targets) {
+                running.submit(() -> {
+                    pipeline.run(bpw);
+                    return null;
+                });
             }
+            Throwable first = null;
+            for (int finished = 0; finished < targets.size(); finished++) {
+                try {
+                    running.take().get();
+                } catch (ExecutionException e) {
+                    if (first == null) {
+                        first = e.getCause();
+                        jsc.sc().cancelAllJobs();
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    jsc.sc().cancelAllJobs();
+                    throw new IOException("interrupted while converting " + targets, e);
+                }
+            }
+            if (first instanceof IOException io) {
+                throw io;
+            } else if (first instanceof RuntimeException re) {
+                throw re;
+            } else if (first instanceof Error err) {
+                throw err;
+            }
+        } finally {
+            threads.shutdownNow();
         }
     }
 

@@ -57,6 +57,7 @@ class ClusterConversionBenchmark {
                 long start = System.nanoTime();
                 Driver driver = cluster.submit(ProjectFiles.clusterJar(), "org.exl2spark.cli.Exl2", Map.of(
                         "spark.eventLog.enabled", "true", "spark.eventLog.dir", events.toUri().toString(),
+                        "spark.eventLog.rolling.enabled", "false", "spark.eventLog.compress", "false",
                         "spark.scheduler.minRegisteredResourcesRatio", "1.0"),
                         args(dir.resolve("job"), dir.resolve("out")));
                 while (driver.isAlive()) {
