@@ -111,10 +111,8 @@ public final class PerplexityEval {
         ModelArchitecture arch = t.architecture();
         List<Tensor> states = new ArrayList<>();
         try {
-            try (Tensor table = t.loadEmbeddings(source)) {
-                for (int r = 0; r < tokens.rows(); r += batch) {
-                    states.add(t.embed(table, tokens.rows(r, Math.min(tokens.rows(), r + batch))));
-                }
+            for (int r = 0; r < tokens.rows(); r += batch) {
+                states.add(t.embed(source, tokens.rows(r, Math.min(tokens.rows(), r + batch))));
             }
             for (int l = 0; l < arch.numLayers(); l++) {
                 try (Transformer.LayerWeights w = t.loadLayer(source, l)) {

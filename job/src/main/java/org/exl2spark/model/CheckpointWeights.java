@@ -5,6 +5,7 @@ import java.util.Arrays;
 import org.exl2spark.io.ModelDirectory;
 import org.exl2spark.io.ModelFormatException;
 import org.exl2spark.io.TensorInfo;
+import org.exl2spark.quant.TensorSource;
 
 /**
  * The weights of an unquantized Hugging Face checkpoint (fp16, bf16 or fp32 safetensors), widened to fp32. Each tensor
@@ -41,8 +42,9 @@ public final class CheckpointWeights implements WeightSource {
     }
 
     @Override
-    public float[] embeddings() throws IOException {
-        return read(ModelArchitecture.EMBED, architecture.vocabSize(), architecture.hiddenSize());
+    public float[] embeddingRows(int[] ids) throws IOException {
+        return TensorSource.of(model).readRowsAsFloats(ModelArchitecture.EMBED, architecture.vocabSize(),
+                architecture.hiddenSize(), ids);
     }
 
     private float[] read(String name, long... expectedShape) throws IOException {

@@ -72,8 +72,8 @@ public final class Exl2Weights implements WeightSource {
     }
 
     @Override
-    public float[] embeddings() throws IOException {
-        return dense(ModelArchitecture.EMBED, (long) arch.vocabSize() * arch.hiddenSize());
+    public float[] embeddingRows(int[] ids) throws IOException {
+        return tensors.readRowsAsFloats(ModelArchitecture.EMBED, arch.vocabSize(), arch.hiddenSize(), ids);
     }
 
     private float[] dense(String name, long expected) throws IOException {

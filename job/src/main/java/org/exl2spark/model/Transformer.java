@@ -2,6 +2,7 @@ package org.exl2spark.model;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.Tensor;
@@ -89,11 +90,6 @@ public final class Transformer {
         }
     }
 
-    public Tensor loadEmbeddings(WeightSource source) throws IOException {
-        checkSource(source);
-        return backend.upload(source.embeddings(), arch.vocabSize(), arch.hiddenSize());
-    }
-
     public LinearWeights loadLinear(WeightSource source, LinearSpec linear) throws IOException {
         checkSource(source);
         Tensor w = backend.upload(source.linearWeight(linear), linear.outFeatures(), linear.inFeatures());
@@ -133,8 +129,12 @@ public final class Transformer {
 
     // ---- forward ----------------------------------------------------------------------------------------------
 
-    /** Token embeddings of equal-length sequences: [tokens.length, seqLen, hidden]. */
-    public Tensor embed(Tensor embeddings, int[][] tokens) {
+    /**
+     * Token embeddings of equal-length sequences: [tokens.length, seqLen, hidden]. Reads only the table rows of the
+     * distinct tokens present and gathers from that compact table.
+     */
+    public Tensor embed(WeightSource source, int[][] tokens) throws IOException {
+        checkSource(source);
         int seqLen = tokens.length == 0 ? 0 : tokens[0].length;
         int[] ids = new int[Math.multiplyExact(tokens.length, seqLen)];
         for (int b = 0; b < tokens.length; b++) {
@@ -144,8 +144,19 @@ public final class Transformer {
             }
             System.arraycopy(tokens[b], 0, ids, b * seqLen, seqLen);
         }
+        int[] distinct = Arrays.stream(ids).distinct().sorted().toArray();
+        if (distinct.length > 0 && (distinct[0] < 0 || distinct[distinct.length - 1] >= arch.vocabSize())) {
+            throw new IllegalArgumentException("token id " + (distinct[0] < 0 ? distinct[0] : distinct[distinct.length - 1])
+                    + " is outside the vocabulary [0, " + arch.vocabSize() + ")");
+        }
+        int[] compactIds = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            compactIds[i] = Arrays.binarySearch(distinct, ids[i]);
+        }
         Tensor h = backend.zeros(tokens.length, seqLen, arch.hiddenSize());
-        backend.embed(ids, embeddings, h);
+        try (Tensor table = backend.upload(source.embeddingRows(distinct), distinct.length, arch.hiddenSize())) {
+            backend.embed(compactIds, table, h);
+        }
         return h;
     }
 
@@ -226,11 +237,7 @@ public final class Transformer {
      * [tokens.length, seqLen, vocab].
      */
     public Tensor forward(WeightSource source, int[][] tokens) throws IOException {
-        Tensor hidden;
-        try (Tensor table = loadEmbeddings(source)) {
-            hidden = embed(table, tokens);
-        }
-        try (hidden) {
+        try (Tensor hidden = embed(source, tokens)) {
             for (int l = 0; l < arch.numLayers(); l++) {
                 try (LayerWeights w = loadLayer(source, l)) {
                     layer(hidden, w);

@@ -20,6 +20,9 @@ public interface WeightSource extends Closeable {
     /** An RMSNorm weight, [hiddenSize], by tensor name ({@link BlockSpec#normName()}, {@link ModelArchitecture#FINAL_NORM}). */
     float[] norm(String tensorName) throws IOException;
 
-    /** The token embedding table, [vocabSize, hiddenSize] row-major. */
-    float[] embeddings() throws IOException;
+    /**
+     * Rows {@code ids} (ascending, distinct token ids) of the token embedding table: [ids.length, hiddenSize]
+     * row-major. Only those rows are read: a 70B model's table is gigabytes, a task needs a few thousand rows.
+     */
+    float[] embeddingRows(int[] ids) throws IOException;
 }

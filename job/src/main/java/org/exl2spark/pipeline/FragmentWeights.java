@@ -54,8 +54,8 @@ final class FragmentWeights implements WeightSource {
     }
 
     @Override
-    public float[] embeddings() throws IOException {
-        return source.embeddings();
+    public float[] embeddingRows(int[] ids) throws IOException {
+        return source.embeddingRows(ids);
     }
 
     @Override

@@ -27,7 +27,7 @@ final class StateStore {
                 }
             }
         }
-        try (Tensor table = t.loadEmbeddings(weights); Tensor h = t.embed(table, rows)) {
+        try (Tensor h = t.embed(weights, rows)) {
             return new HiddenStates(t.backend().download(h), n, tokens.length(), t.architecture().hiddenSize());
         }
     }

@@ -69,6 +69,39 @@ public interface TensorSource {
         }
     }
 
+    /**
+     * Rows {@code ids} (ascending, distinct) of a row-major [rows, cols] floating-point tensor, widened to fp32:
+     * [ids.length, cols]. Runs of consecutive ids are read with one ranged request each, so a task embedding a few
+     * thousand distinct tokens reads those rows and not a multi-gigabyte table.
+     */
+    default float[] readRowsAsFloats(String name, long rows, int cols, int[] ids) throws IOException {
+        TensorInfo t = tensor(name);
+        if (t.shape().length != 2 || t.shape()[0] != rows || t.shape()[1] != cols) {
+            throw new ModelFormatException(location() + ": tensor '" + name + "' has shape " + t.shapeString()
+                    + ", expected [" + rows + ", " + cols + "]");
+        }
+        SafetensorsFile.checkFloating(t, location());
+        int elementBytes = t.dtype().bytes();
+        float[] out = new float[Math.multiplyExact(ids.length, cols)];
+        int first = 0;
+        while (first < ids.length) {
+            int end = first + 1;
+            while (end < ids.length && ids[end] == ids[end - 1] + 1) {
+                end++;
+            }
+            if (ids[first] < 0 || ids[end - 1] >= rows || (first > 0 && ids[first] <= ids[first - 1])) {
+                throw new IllegalArgumentException(location() + ": row ids of '" + name + "' must be ascending, distinct"
+                        + " and below " + rows + "; got " + ids[first] + " after " + (first > 0 ? ids[first - 1] : "none"));
+            }
+            int n = (end - first) * cols;
+            ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(n, elementBytes)).order(ByteOrder.LITTLE_ENDIAN);
+            readRange(t, (long) ids[first] * cols * elementBytes, b);
+            System.arraycopy(SafetensorsFile.toFloats(b.flip(), t.dtype(), n), 0, out, first * cols, n);
+            first = end;
+        }
+        return out;
+    }
+
     static TensorSource of(SafetensorsFile file) {
         return new TensorSource() {
             @Override

@@ -52,30 +52,28 @@ class EvalForwardBenchmark {
             // the forward alone: all layers + lm_head on 2-row batches, weights already in memory
             int batch = 2;
             int[][] ids = tokens.rows(0, batch);
-            try (Tensor table = t.loadEmbeddings(w)) {
-                Transformer.LayerWeights[] layers = new Transformer.LayerWeights[w.architecture().numLayers()];
-                for (int l = 0; l < layers.length; l++) {
-                    layers[l] = t.loadLayer(w, l);
-                }
-                try (Transformer.OutputWeights out = t.loadOutput(w)) {
-                    for (int rep = 0; rep < 4; rep++) {
-                        double c0 = processCpuSeconds();
-                        long s0 = System.nanoTime();
-                        try (Tensor h = t.embed(table, ids)) {
-                            for (Transformer.LayerWeights lw : layers) {
-                                t.layer(h, lw);
-                            }
-                            t.logits(h, out).close();
+            Transformer.LayerWeights[] layers = new Transformer.LayerWeights[w.architecture().numLayers()];
+            for (int l = 0; l < layers.length; l++) {
+                layers[l] = t.loadLayer(w, l);
+            }
+            try (Transformer.OutputWeights out = t.loadOutput(w)) {
+                for (int rep = 0; rep < 4; rep++) {
+                    double c0 = processCpuSeconds();
+                    long s0 = System.nanoTime();
+                    try (Tensor h = t.embed(w, ids)) {
+                        for (Transformer.LayerWeights lw : layers) {
+                            t.layer(h, lw);
                         }
-                        double s = (System.nanoTime() - s0) / 1e9;
-                        System.out.printf(Locale.ROOT, "forward %d x %d (run %d): %.3f s wall (%.3f s CPU), %.0f GFLOP/s%n",
-                                batch, LENGTH, rep, s, processCpuSeconds() - c0,
-                                (double) t.forwardFlops(LENGTH) * batch / s / 1e9);
+                        t.logits(h, out).close();
                     }
+                    double s = (System.nanoTime() - s0) / 1e9;
+                    System.out.printf(Locale.ROOT, "forward %d x %d (run %d): %.3f s wall (%.3f s CPU), %.0f GFLOP/s%n",
+                            batch, LENGTH, rep, s, processCpuSeconds() - c0,
+                            (double) t.forwardFlops(LENGTH) * batch / s / 1e9);
                 }
-                for (Transformer.LayerWeights lw : layers) {
-                    lw.close();
-                }
+            }
+            for (Transformer.LayerWeights lw : layers) {
+                lw.close();
             }
         }
     }

@@ -94,8 +94,8 @@ class ForwardPerplexityTest {
         }
 
         @Override
-        public float[] embeddings() throws IOException {
-            return base.embeddings();
+        public float[] embeddingRows(int[] ids) throws IOException {
+            return base.embeddingRows(ids);
         }
 
         @Override

@@ -101,7 +101,7 @@ class ForwardTransformerTest {
         List<String> seen = new ArrayList<>();
         List<float[]> layer0Inputs = new ArrayList<>();
         float[] blockwise;
-        try (Tensor table = t.loadEmbeddings(w); Tensor hidden = t.embed(table, tokens)) {
+        try (Tensor hidden = t.embed(w, tokens)) {
             for (LayerSpec layer : a.layers()) {
                 for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
                     try (Transformer.BlockWeights bw = t.loadBlock(w, block)) {

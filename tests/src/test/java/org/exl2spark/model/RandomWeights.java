@@ -69,8 +69,14 @@ final class RandomWeights implements WeightSource {
     }
 
     @Override
-    public float[] embeddings() {
-        return tensor(ModelArchitecture.EMBED);
+    public float[] embeddingRows(int[] ids) {
+        float[] table = tensor(ModelArchitecture.EMBED);
+        int hidden = architecture().hiddenSize();
+        float[] rows = new float[ids.length * hidden];
+        for (int i = 0; i < ids.length; i++) {
+            System.arraycopy(table, ids[i] * hidden, rows, i * hidden, hidden);
+        }
+        return rows;
     }
 
     /** Writes config.json and the tensors as fp16 shards of at most {@code shardBytes}. */

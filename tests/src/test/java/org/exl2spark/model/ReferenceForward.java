@@ -24,10 +24,9 @@ final class ReferenceForward {
     float[] logits(int[] tokens) throws IOException {
         int t = tokens.length;
         int hidden = a.hiddenSize();
-        float[] emb = w.embeddings();
         float[] h = new float[t * hidden];
         for (int i = 0; i < t; i++) {
-            System.arraycopy(emb, tokens[i] * hidden, h, i * hidden, hidden);
+            System.arraycopy(w.embeddingRows(new int[] {tokens[i]}), 0, h, i * hidden, hidden);
         }
         double[] inv = a.rope().inverseFrequencies(a.headDim());
         double[] angles = new double[t * inv.length];
