@@ -7,7 +7,6 @@ import java.io.PrintStream;
 import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.CompletionService;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorCompletionService;
@@ -17,13 +16,10 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.exl2spark.calib.Calibration;
-import org.exl2spark.calib.TokenRows;
-import org.exl2spark.calib.Tokenizer;
 import org.exl2spark.io.ModelDirectory;
 import org.exl2spark.io.ModelFormatException;
 import org.exl2spark.io.Storage;
 import org.exl2spark.model.ModelArchitecture;
-import org.exl2spark.pipeline.JobDirectory.CalibrationSet;
 import org.exl2spark.quant.Candidates;
 import org.exl2spark.quant.Exl2QuantizationConfig;
 import org.exl2spark.quant.Measurement;
@@ -81,7 +77,11 @@ public final class ConvertJob {
                     o.rowsPerPartition());
             Stages stages = new Stages(jsc, log);
             // calibration first: a too-short calibration file is reported before every weight is read
-            int[] rows = calibrate(job, model, arch);
+            int[] rows = CalibratePass.run(stages, ctx, job, o.calibration() == null
+                    ? new Tasks.CalibrationWork(null, arch.vocabSize(), Calibration.DEFAULT_QUANT_ROWS,
+                            calibrationLength(arch), Calibration.DEFAULT_MEASURE_ROWS, measureLength(arch))
+                    : new Tasks.CalibrationWork(o.calibration(), arch.vocabSize(), o.rows(), calibrationLength(arch),
+                            o.measureRows(), measureLength(arch)), log);
             if (!job.exists(job.validated())) {
                 ValidatePass.checkFinite(stages, ctx, model, log);
                 job.write(job.validated(), new byte[0]);
@@ -262,32 +262,6 @@ public final class ConvertJob {
 
     private static String jobId(String job, double bpw) {
         return job + "/" + JobDirectory.bitrateLabel(bpw);
-    }
-
-    /** Tokenizes the calibration data once; returns {measurement rows, quantization rows}. */
-    private int[] calibrate(JobDirectory job, ModelDirectory model, ModelArchitecture arch) throws IOException {
-        Path measure = job.calibration(CalibrationSet.MEASURE);
-        Path quant = job.calibration(CalibrationSet.QUANTIZE);
-        if (!job.exists(measure) || !job.exists(quant)) {
-            try (Tokenizer tokenizer = Tokenizer.open(model.path().toString(), conf)) {
-                TokenRows q;
-                TokenRows m;
-                if (o.calibration() == null) {
-                    q = Calibration.defaultRows(tokenizer, arch.vocabSize(), Calibration.DEFAULT_QUANT_ROWS,
-                            calibrationLength(arch));
-                    m = Calibration.defaultRows(tokenizer, arch.vocabSize(), Calibration.DEFAULT_MEASURE_ROWS,
-                            measureLength(arch));
-                } else {
-                    q = Calibration.fromFile(o.calibration(), conf, tokenizer, o.rows(), calibrationLength(arch));
-                    m = Calibration.fromFile(o.calibration(), conf, tokenizer, o.measureRows(), measureLength(arch));
-                }
-                CalibrationRows.write(job, measure, m);
-                CalibrationRows.write(job, quant, q);
-                log.printf(Locale.ROOT, "calibration: %d × %d tokens to measure, %d × %d to quantize%n", m.rows(),
-                        m.length(), q.rows(), q.length());
-            }
-        }
-        return new int[] {CalibrationRows.read(measure, conf).rows(), CalibrationRows.read(quant, conf).rows()};
     }
 
     static String sha256(byte[] bytes) {

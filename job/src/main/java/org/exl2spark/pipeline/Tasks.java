@@ -77,8 +77,25 @@ public final class Tasks {
     public record ShardReport(String file, long bytes, String sha256) implements Serializable {
     }
 
+    /**
+     * What to tokenize: {@code dataset} ({@code -c}; null for the built-in set) into {@code rows} × {@code length}
+     * quantization rows and {@code measureRows} × {@code measureLength} measurement rows.
+     */
+    public record CalibrationWork(String dataset, int vocabSize, int rows, int length, int measureRows,
+            int measureLength) implements Serializable {
+        @Override
+        public String toString() {
+            return dataset == null ? "the built-in calibration set" : dataset;
+        }
+    }
+
+    /** The shapes of the token rows a calibration task wrote. */
+    public record CalibrationReport(int measureRows, int measureLength, int quantRows, int quantLength)
+            implements Serializable {
+    }
+
     /** Every class above, for Kryo registration. */
     public static final List<Class<?>> PAYLOADS = List.of(Partition.class, PartitionWork.class, BlockWork.class,
             ForwardReport.class, MeasureReport.class, BlockSpec.Kind.class, ShardTensor.class, CompileShard.class,
-            ShardReport.class, DType.class);
+            ShardReport.class, DType.class, CalibrationWork.class, CalibrationReport.class);
 }

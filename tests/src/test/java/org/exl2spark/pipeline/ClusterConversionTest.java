@@ -88,7 +88,8 @@ class ClusterConversionTest {
         assertTrue(out.contains(BPW + "bpw: model written to " + s3.path("exl2/clean")), out);
         Conversions.assertSameFiles(Conversions.exampleBaseline(), download("exl2/clean"), "cluster vs local mode");
 
-        // both executors worked; GPU stages held their executor's GPU, the GPU-free ones (weight check, compile) none
+        // both executors worked; GPU stages held their executor's GPU, the GPU-free ones (tokenize, weight check,
+        // compile) none
         String app = driver.applicationId().orElseThrow();
         List<String> gpus = new ArrayList<>();
         StringBuilder allLogs = new StringBuilder();
@@ -99,13 +100,15 @@ class ClusterConversionTest {
             assertTrue(m.find(), "executor " + executor + " measured a block:\n" + log);
             gpus.add(m.group(1));
             for (String line : log.lines().filter(l -> l.contains("INFO Stages: ")).toList()) {
-                boolean gpuFree = line.contains("check weights are finite") || line.contains("compile " + BPW);
+                boolean gpuFree = line.contains("tokenize calibration data") || line.contains("check weights are finite")
+                        || line.contains("compile " + BPW);
                 assertTrue(line.endsWith(gpuFree ? " on no GPU" : " on GPU " + m.group(1)), line);
             }
         }
         assertEquals(List.of("0", "1"), gpus.stream().sorted().toList(), "one GPU per executor");
         assertTrue(allLogs.toString().contains("check weights are finite"), "the weight check ran on the executors");
         assertTrue(allLogs.toString().contains("compile " + BPW), "compile ran on the executors");
+        assertTrue(allLogs.toString().contains("tokenize calibration data"), "tokenizing ran on the executors");
     }
 
     @Test
