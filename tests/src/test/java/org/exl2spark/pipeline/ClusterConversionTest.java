@@ -35,7 +35,8 @@ import org.junit.jupiter.api.Test;
  * driver in its own JVM with a {@value SparkStandaloneCluster#DRIVER_HEAP} heap, the cluster jar shipped to the
  * executors), reading the model from HDFS (MiniDFSCluster) and keeping the job directory and the output on S3
  * (s3proxy): it publishes the very bytes a local-mode run of the same command does, also when an executor is killed
- * in the middle of the measurement and when the driver is killed during quantization and the command rerun.
+ * in the middle of the measurement and when the driver is killed during quantization and the command rerun; a task
+ * that fails every attempt fails the job with its own message.
  */
 class ClusterConversionTest {
     private static final String EXL2 = "org.exl2spark.cli.Exl2";
@@ -184,16 +185,41 @@ class ClusterConversionTest {
                 "cluster run resumed after a driver kill vs local mode");
     }
 
+    @Test
+    void aTaskThatFailsEveryAttemptFailsTheJobWithItsOwnMessage() throws Exception {
+        org.apache.hadoop.fs.Path text = hdfs.path("/calibration/three-words.txt");
+        try (var out = hdfs.fileSystem().create(text)) {
+            out.write("Only three words.\n".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+        List<String> args = convertArgs("too-few-tokens");
+        args.set(args.indexOf("-c") + 1, text.toString());
+        Driver driver = cluster.submit(ProjectFiles.clusterJar(), EXL2, CLUSTER_CONF, args);
+        assertEquals(1, driver.waitFor(JOB_TIMEOUT), driver.stderr());
+        String err = driver.stderr();
+        assertTrue(driver.stdout().contains("tokenize calibration data: task 0 attempt 3 failed"),
+                "Spark tried the tokenizing task 4 times:\n" + driver.stdout());
+        List<String> reported = err.lines().filter(l -> l.startsWith("exl2 convert: ")).toList();
+        assertEquals(1, reported.size(), err);
+        // the task's own message (as local mode reports it, BadInputTest), not Spark's "Job aborted due to stage failure"
+        assertTrue(reported.get(0).contains("three-words.txt") && reported.get(0).contains("tokens")
+                && !reported.get(0).contains("stage failure"), reported.get(0));
+        assertFalse(s3.fileSystem().exists(s3.path("exl2/too-few-tokens")), "nothing published");
+    }
+
     /**
      * Submits {@code exl2 convert} of the HDFS model with the job directory {@code jobs/NAME} and the output
      * {@code exl2/NAME} on S3, with the small calibration of the local baseline ({@link Conversions#exampleArgs}).
      */
     private static Driver convert(String name) throws IOException {
+        return cluster.submit(ProjectFiles.clusterJar(), EXL2, CLUSTER_CONF, convertArgs(name));
+    }
+
+    private static List<String> convertArgs(String name) throws IOException {
         List<String> args = new ArrayList<>(List.of("convert", "-i", model, "-o", s3.path("jobs/" + name).toString(),
                 "-cf", s3.path("exl2/" + name).toString(), "-b", BPW));
         args.addAll(Conversions.smallCalibration());
         s3.s3aSettings().forEach((k, v) -> args.addAll(List.of("--conf", k + "=" + v)));
-        return cluster.submit(ProjectFiles.clusterJar(), EXL2, CLUSTER_CONF, args);
+        return args;
     }
 
     /** A copy of an S3 folder on local disk. */
