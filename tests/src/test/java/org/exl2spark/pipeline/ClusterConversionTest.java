@@ -155,7 +155,9 @@ class ClusterConversionTest {
         }
         first.kill();
         // a task still running when its driver died may finish its write; count once every executor is gone
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
         while (!cluster.executors(app).isEmpty()) {
+            assertTrue(System.nanoTime() < deadline, "executors of " + app + " still alive 60 s after their driver");
             Thread.sleep(100);
         }
         assertFalse(fs.exists(s3.path("exl2/driver-kill")), "nothing published by a killed driver");
