@@ -6,8 +6,12 @@
 # assembles in BUNDLE (default: /work/main/.gpu, git-ignored there):
 #   jre.tar.xz        jlink'ed runtime (module list from docs/notes/spark-jcuda-stack.md)
 #   openblas.tar.xz   the system OpenBLAS the CPU twins run on (netlib loads libblas.so.3 / liblapack.so.3)
-#   lib/              our kernels + job jars, JCuda, a driver-only JCuda natives jar, netlib
+#   lib/              our kernels + job jars, JCuda, a driver-only JCuda natives jar, netlib, Jackson, SLF4J
+#   tiny-forward.bin  the tiny model's fp16 weights and 40 × 2048 eval tokens (org.exl2spark.gpu.ForwardFixture;
+#                     the device machine has no Hadoop to read a model directory with); TINY_MODEL overrides
+#                     the model directory
 #   selftest.sh       unpacks the two tarballs under /tmp and runs org.exl2spark.gpu.GpuSelfTest "$@"
+#   backend.sh        the same for org.exl2spark.gpu.GpuBackendTest --fixture tiny-forward.bin "$@"
 #
 # Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
 set -euo pipefail
@@ -49,35 +53,53 @@ mkdir -p "$bundle/lib"
 lib="$repo/job/target/lib"
 cp "$repo/job/target/exl2-spark.jar" "$repo/kernels/target/exl2-spark-kernels-"*.jar "$bundle/lib/"
 cp "$lib"/jcuda-[0-9]*.jar "$lib"/blas-*.jar "$lib"/lapack-*.jar "$lib"/arpack_combined_all-*.jar "$bundle/lib/"
+# the fixture's config.json parser, the CPU backend's logger and its BLAS library probe (JNA)
+cp "$lib"/jackson-core-2*.jar "$lib"/jackson-databind-2*.jar "$lib"/jackson-annotations-2*.jar \
+  "$lib"/slf4j-api-*.jar "$lib"/jna-[0-9]*.jar "$bundle/lib/"
+
+model=${TINY_MODEL:-$repo/../shared/models/tiny-llama-16m}
+if [ ! -f "$bundle/tiny-forward.bin" ]; then
+  echo "writing the tiny model's forward fixture from $model" >&2
+  java -Dai.djl.offline=true -cp "$repo/job/target/exl2-spark.jar:$lib/*" org.exl2spark.gpu.ForwardFixture \
+    "$model" "$repo/../shared/eval/heldout.txt" 40 2048 "$bundle/tiny-forward.bin.part" >&2
+  mv "$bundle/tiny-forward.bin.part" "$bundle/tiny-forward.bin"
+fi
 # JCuda's natives jar carries NVRTC, runtime and PTX-compiler bindings too (9.5 MB); only the driver binding is used
 mkdir -p "$stage/natives"
 (cd "$stage/natives" && unzip -q "$lib"/jcuda-natives-*-linux-x86_64.jar 'lib/libJCudaDriver-*')
 "$jdk/bin/jar" cf "$bundle/lib/jcuda-natives-driver-only.jar" -C "$stage/natives" lib
 
-cat > "$bundle/selftest.sh" <<'EOF'
+# one launcher per entry point; each unpacks the runtime and OpenBLAS under /tmp once and logs to $OUT/<name>.log
+launcher() {
+  local name=$1 main=$2 args=$3
+  cat > "$bundle/$name.sh" <<EOF
 #!/usr/bin/env bash
-# Runs the GPU self-test from this bundle; the log also goes to $OUT/selftest.log when OUT is set.
+# Runs $main from this bundle; the log also goes to \$OUT/$name.log when OUT is set.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=\$(cd "\$(dirname "\$0")" && pwd)
 work=/tmp/exl2-gpu
-mkdir -p "$work/native"
-[ -x "$work/jre/bin/java" ] || xz -dc "$here/jre.tar.xz" | tar -C "$work" -xf -
-[ -f "$work/native/libblas.so.3" ] || xz -dc "$here/openblas.tar.xz" | tar -C "$work/native" -xf -
-export LD_LIBRARY_PATH="$work/native${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-log="${OUT:-$work}/selftest.log"
-nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
-  --format=csv 2>&1 | tee "$log" || true
-"$work/jre/bin/java" -Xmx48g -Djava.io.tmpdir="$work" --add-modules=jdk.incubator.vector \
-  -cp "$here/lib/*" org.exl2spark.gpu.GpuSelfTest "$@" 2>&1 | tee -a "$log"
+mkdir -p "\$work/native"
+[ -x "\$work/jre/bin/java" ] || xz -dc "\$here/jre.tar.xz" | tar -C "\$work" -xf -
+[ -f "\$work/native/libblas.so.3" ] || xz -dc "\$here/openblas.tar.xz" | tar -C "\$work/native" -xf -
+export LD_LIBRARY_PATH="\$work/native\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+log="\${OUT:-\$work}/$name.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \\
+  --format=csv 2>&1 | tee "\$log" || true
+"\$work/jre/bin/java" -Xmx48g -Djava.io.tmpdir="\$work" --add-modules=jdk.incubator.vector \\
+  -cp "\$here/lib/*" $main $args"\$@" 2>&1 | tee -a "\$log"
 EOF
-chmod +x "$bundle/selftest.sh"
+  chmod +x "$bundle/$name.sh"
+}
+launcher selftest org.exl2spark.gpu.GpuSelfTest ""
+launcher backend org.exl2spark.gpu.GpuBackendTest '--fixture "$here/tiny-forward.bin" '
 
 du -sh "$bundle" >&2
 du -ah "$bundle" | sort -h | tail -12 >&2
 cat <<EOF
 
 Bundle ready in $bundle. Run it on the device machine (the call sends the checkout that holds .gpu):
-  run  command: "bash .gpu/selftest.sh"            (options: --seed S --no-big --big-n N --big-rows R)
-       carry:   [".gpu"]
+  run  command: "bash $(basename "$bundle")/selftest.sh"   (options: --seed S --no-big --big-n N --big-rows R)
+       or:      "bash $(basename "$bundle")/backend.sh"    (options: --seed S --no-perf)
+       carry:   ["$(basename "$bundle")"]
        timeout_s: 540
 EOF

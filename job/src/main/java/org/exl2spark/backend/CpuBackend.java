@@ -83,14 +83,10 @@ public final class CpuBackend implements Backend {
         HostTensor ha = host(a, "a");
         HostTensor hb = host(b, "b");
         HostTensor hc = host(c, "c");
-        long m = transposeA ? a.cols() : a.rows();
-        long k = transposeA ? a.rows() : a.cols();
-        long kb = transposeB ? b.cols() : b.rows();
-        long n = transposeB ? b.rows() : b.cols();
-        if (k != kb || c.rows() != m || c.cols() != n) {
-            throw new IllegalArgumentException("matmul: op(a) is [" + m + ", " + k + "], op(b) is [" + kb + ", " + n
-                    + "], c is [" + c.rows() + ", " + c.cols() + "]");
-        }
+        long[] mnk = ShapeChecks.matmul(a, transposeA, b, transposeB, c);
+        long m = mnk[0];
+        long n = mnk[1];
+        long k = mnk[2];
         parallelGemm(transposeA, transposeB, (int) m, (int) n, (int) k, alpha, ha.data(), (int) a.cols(), hb.data(),
                 (int) b.cols(), beta, hc.data(), (int) n);
     }
@@ -126,18 +122,12 @@ public final class CpuBackend implements Backend {
         HostTensor hx = host(x, "x");
         HostTensor hw = host(weight, "weight");
         HostTensor ho = host(out, "out");
+        ShapeChecks.linear(x, weight, bias, out);
         long in = weight.cols();
         long outF = weight.rows();
-        if (weight.rank() != 2 || x.cols() != in || out.cols() != outF || out.rows() != x.rows()) {
-            throw new IllegalArgumentException("linear: x " + x.shapeString() + ", weight " + weight.shapeString()
-                    + ", out " + out.shapeString() + " (need x [rows, in], weight [out, in], out [rows, out])");
-        }
         float beta = 0f;
         if (bias != null) {
             float[] hbias = host(bias, "bias").data();
-            if (bias.size() != outF) {
-                throw new IllegalArgumentException("linear: bias " + bias.shapeString() + " for " + outF + " outputs");
-            }
             float[] o = ho.data();
             parallelFor(out.rows(), 1, (r0, r1) -> {
                 for (long r = r0; r < r1; r++) {
@@ -154,11 +144,8 @@ public final class CpuBackend implements Backend {
     public void accumulateGram(Tensor x, Tensor gram) {
         HostTensor hx = host(x, "x");
         HostTensor hg = host(gram, "gram");
+        ShapeChecks.gram(x, gram);
         long n = x.cols();
-        if (gram.rows() != n || gram.cols() != n) {
-            throw new IllegalArgumentException("accumulateGram: x " + x.shapeString() + " needs gram [" + n + ", " + n
-                    + "], got " + gram.shapeString());
-        }
         int ni = (int) n;
         int rows = (int) x.rows();
         float[] xs = hx.data();
@@ -207,18 +194,8 @@ public final class CpuBackend implements Backend {
     public void embed(int[] ids, Tensor table, Tensor out) {
         float[] t = host(table, "table").data();
         HostTensor ho = host(out, "out");
-        long vocab = table.rows();
+        ShapeChecks.embed(ids, table, out);
         int hidden = (int) table.cols();
-        if (out.rows() != ids.length || out.cols() != hidden) {
-            throw new IllegalArgumentException("embed: " + ids.length + " ids into " + out.shapeString()
-                    + " from table " + table.shapeString());
-        }
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] < 0 || ids[i] >= vocab) {
-                throw new IllegalArgumentException("embed: token id " + ids[i] + " at position " + i
-                        + " is outside the vocabulary [0, " + vocab + ")");
-            }
-        }
         parallelFor(ids.length, 1, (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
                 System.arraycopy(t, Math.toIntExact((long) ids[(int) r] * hidden), ho.data(), ho.rowOffset(r), hidden);
@@ -231,11 +208,8 @@ public final class CpuBackend implements Backend {
         float[] xs = host(x, "x").data();
         float[] w = host(weight, "weight").data();
         HostTensor ho = host(out, "out");
-        sameShape("rmsNorm", x, out);
+        ShapeChecks.rmsNorm(x, weight, out);
         int cols = (int) x.cols();
-        if (weight.size() != cols) {
-            throw new IllegalArgumentException("rmsNorm: weight " + weight.shapeString() + " for rows of " + cols);
-        }
         float[] o = ho.data();
         parallelFor(x.rows(), 1, (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
@@ -258,16 +232,9 @@ public final class CpuBackend implements Backend {
         HostTensor hx = host(x, "x");
         float[] c = host(cos, "cos").data();
         float[] s = host(sin, "sin").data();
+        ShapeChecks.rope(x, heads, headDim, cos, sin);
         int half = headDim / 2;
-        if (x.rank() != 3 || x.dim(2) != (long) heads * headDim || headDim % 2 != 0) {
-            throw new IllegalArgumentException("rope: x " + x.shapeString() + " is not [batch, seqLen, " + heads + "·"
-                    + headDim + "] with an even head dim");
-        }
         long seqLen = x.dim(1);
-        if (cos.cols() != half || sin.cols() != half || cos.rows() < seqLen || sin.rows() < seqLen) {
-            throw new IllegalArgumentException("rope: cos " + cos.shapeString() + " / sin " + sin.shapeString()
-                    + " do not cover " + seqLen + " positions of " + half + " frequencies");
-        }
         float[] xs = hx.data();
         parallelFor(x.rows(), 1, (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
@@ -295,19 +262,7 @@ public final class CpuBackend implements Backend {
         float[] ks = host(k, "k").data();
         float[] vs = host(v, "v").data();
         float[] os = host(out, "out").data();
-        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0) {
-            throw new IllegalArgumentException("attention: " + heads + " heads over " + kvHeads + " KV heads");
-        }
-        if (q.rank() != 3 || q.dim(2) != (long) heads * headDim) {
-            throw new IllegalArgumentException("attention: q " + q.shapeString() + " is not [batch, seqLen, " + heads
-                    + "·" + headDim + "]");
-        }
-        long[] kvShape = {q.dim(0), q.dim(1), (long) kvHeads * headDim};
-        if (!java.util.Arrays.equals(k.shape(), kvShape) || !java.util.Arrays.equals(v.shape(), kvShape)) {
-            throw new IllegalArgumentException("attention: k " + k.shapeString() + ", v " + v.shapeString()
-                    + " must be " + java.util.Arrays.toString(kvShape));
-        }
-        sameShape("attention", q, out);
+        ShapeChecks.attention(q, k, v, out, heads, kvHeads, headDim);
         int batch = Math.toIntExact(q.dim(0));
         int seqLen = Math.toIntExact(q.dim(1));
         int group = heads / kvHeads;
@@ -367,8 +322,7 @@ public final class CpuBackend implements Backend {
         float[] g = host(gate, "gate").data();
         float[] u = host(up, "up").data();
         float[] o = host(out, "out").data();
-        sameShape("swiGlu", gate, up);
-        sameShape("swiGlu", gate, out);
+        ShapeChecks.elementwise("swiGlu", gate, up, out);
         parallelFor(gate.size(), ELEMENT_GRAIN, (i0, i1) -> EXP.swiGlu(g, u, o, (int) i0, (int) i1));
     }
 
@@ -377,8 +331,7 @@ public final class CpuBackend implements Backend {
         float[] as = host(a, "a").data();
         float[] bs = host(b, "b").data();
         float[] o = host(out, "out").data();
-        sameShape("add", a, b);
-        sameShape("add", a, out);
+        ShapeChecks.elementwise("add", a, b, out);
         parallelFor(a.size(), ELEMENT_GRAIN, (i0, i1) -> {
             for (int i = (int) i0; i < i1; i++) {
                 o[i] = as[i] + bs[i];
@@ -399,7 +352,7 @@ public final class CpuBackend implements Backend {
     private void rowSoftmax(Tensor x, Tensor out, boolean log) {
         float[] xs = host(x, "x").data();
         HostTensor ho = host(out, "out");
-        sameShape(log ? "logSoftmax" : "softmax", x, out);
+        ShapeChecks.sameShape(log ? "logSoftmax" : "softmax", x, out);
         int cols = (int) x.cols();
         float[] o = ho.data();
         parallelFor(x.rows(), 1, (r0, r1) -> {
@@ -434,11 +387,7 @@ public final class CpuBackend implements Backend {
         float[] ps = hp.data();
         float[] qs = host(logProbs, "logProbs").data();
         float[] o = host(out, "out").data();
-        sameShape("klDivergence", referenceLogProbs, logProbs);
-        if (out.size() != referenceLogProbs.rows()) {
-            throw new IllegalArgumentException("klDivergence: out " + out.shapeString() + " for "
-                    + referenceLogProbs.rows() + " rows");
-        }
+        ShapeChecks.klDivergence(referenceLogProbs, logProbs, out);
         int cols = (int) referenceLogProbs.cols();
         parallelFor(referenceLogProbs.rows(), 1, (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
@@ -460,13 +409,6 @@ public final class CpuBackend implements Backend {
             return h;
         }
         throw new IllegalArgumentException(what + ": " + (t == null ? "null" : t + " is not a CPU tensor"));
-    }
-
-    private static void sameShape(String op, Tensor a, Tensor b) {
-        if (!java.util.Arrays.equals(a.shape(), b.shape())) {
-            throw new IllegalArgumentException(op + ": shapes " + a.shapeString() + " and " + b.shapeString()
-                    + " differ");
-        }
     }
 
     /** Work on a range [from, to) of rows or elements. */

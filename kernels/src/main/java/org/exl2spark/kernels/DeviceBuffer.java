@@ -54,6 +54,11 @@ public final class DeviceBuffer {
                 4L * dstElement);
     }
 
+    public void copyFromHost(int[] src, int srcOffset, int count, long dstElement) {
+        toDevice(Pointer.to(src).withByteOffset(4L * checkHost(src.length, srcOffset, count)), 4L * count,
+                4L * dstElement);
+    }
+
     public void copyToHost(long srcElement, float[] dst, int dstOffset, int count) {
         toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
                 4L * count);
@@ -135,6 +140,11 @@ public final class DeviceBuffer {
         if (byteOffset < 0 || count < 0 || byteOffset > bytes - count) {
             throw new IndexOutOfBoundsException(what + ": bytes " + byteOffset + "+" + count + " outside 0…" + bytes);
         }
+    }
+
+    /** Whether this buffer was freed (by its owner's {@link DeviceMemory#free} or the pool's close). */
+    public boolean freed() {
+        return freed;
     }
 
     private void checkLive() {

@@ -6,6 +6,7 @@ import jcuda.CudaException;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
 
@@ -21,6 +22,11 @@ public final class GpuContext {
     private final DeviceInfo device;
     private final CUcontext context;
     private final Map<String, LoadedModule> modules = new ConcurrentHashMap<>();
+    /** Dynamic shared-memory limit raised so far per kernel, beyond the default 48 KiB. */
+    private final Map<KernelRef, Integer> sharedLimits = new ConcurrentHashMap<>();
+
+    /** Dynamic shared memory a kernel gets without raising its limit. */
+    private static final int DEFAULT_SHARED_LIMIT = 48 * 1024;
 
     /** A loaded kernel family: which image the device took and its functions. */
     public record LoadedModule(String family, KernelImages.Choice image, CUmodule module,
@@ -125,8 +131,15 @@ public final class GpuContext {
         }
         makeCurrent();
         try {
-            JCudaDriver.cuLaunchKernel(function(kernel.family(), kernel.name()), (int) gridX, (int) gridY, 1, blockX,
-                    blockY, 1, sharedBytes, null, args.pointer(), null);
+            CUfunction function = function(kernel.family(), kernel.name());
+            if (sharedBytes > DEFAULT_SHARED_LIMIT && sharedLimits.getOrDefault(kernel, 0) < sharedBytes) {
+                // a block gets more than 48 KiB of dynamic shared memory only once its limit is raised
+                JCudaDriver.cuFuncSetAttribute(function,
+                        CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+                sharedLimits.merge(kernel, sharedBytes, Math::max);
+            }
+            JCudaDriver.cuLaunchKernel(function, (int) gridX, (int) gridY, 1, blockX, blockY, 1, sharedBytes, null,
+                    args.pointer(), null);
         } catch (CudaException e) {
             throw new IllegalStateException(kernel + " launch (grid " + gridX + "×" + gridY + ", block " + blockX + "×"
                     + blockY + ") failed on " + device + ": " + e.getMessage(), e);

@@ -2,6 +2,7 @@ package org.exl2spark.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -10,6 +11,7 @@ import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.stream.Stream;
 import org.exl2spark.testing.SharedData;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -39,6 +41,16 @@ class ForwardEvalCommandTest {
         assertTrue(r[0].contains("mean KL divergence vs reference: 0.000000"), r[0]);
         assertTrue(r[0].contains("top-1 agreement with reference: 1.0000"), r[0]);
         assertTrue(r[1].contains("layer 8/8") && r[1].contains("sha256"), r[1]);
+    }
+
+    @Test
+    void withoutACudaDriverTheDeviceOptionFailsSayingWhy() {
+        assumeFalse(Stream.of("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64",
+                "/usr/local/nvidia/lib64").anyMatch(dir -> Files.exists(Path.of(dir, "libcuda.so.1"))),
+                "this host has a CUDA driver");
+        String[] r = run(1, "-m", SharedData.tinyModel().toString(), "--text", SharedData.heldoutText().toString(),
+                "--rows", "1", "--length", "64", "--device", "0");
+        assertTrue(r[2].contains("CUDA is not usable") && r[2].contains("libcuda.so.1"), r[2]);
     }
 
     @Test

@@ -59,7 +59,8 @@ class KernelImagesTest {
         // the kernels module compiles these with nvcc; a build without nvcc warns and ships none
         assumeTrue(KernelImagesTest.class.getResource("/org/exl2spark/kernels/cuda/dense.compute_80.ptx") != null,
                 "kernel images not built (no nvcc on this machine)");
-        for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY)) {
+        for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY,
+                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
             KernelImages.KernelImage cubin = KernelImages.load(family, new ComputeCapability(9, 0));
             assertEquals(new Choice(Kind.CUBIN, 90), cubin.choice());
             assertArrayEquals(new byte[] {0x7f, 'E', 'L', 'F'}, Arrays.copyOf(cubin.data(), 4), family);

@@ -1,0 +1,290 @@
+package org.exl2spark.backend;
+
+import java.util.List;
+import org.exl2spark.kernels.Bytes;
+import org.exl2spark.kernels.DenseKernels;
+import org.exl2spark.kernels.DeviceBuffer;
+import org.exl2spark.kernels.DeviceMatrix;
+import org.exl2spark.kernels.DeviceMemory;
+import org.exl2spark.kernels.ForwardKernels;
+import org.exl2spark.kernels.GpuContext;
+import org.exl2spark.kernels.TensorCoreGemm;
+import org.exl2spark.kernels.TensorCoreGemm.Precision;
+
+/**
+ * The backend on one GPU: {@link DeviceTensor}s in a device-memory pool of this backend's own (closing the backend
+ * frees whatever is still allocated), every operation a kernel of ours on the device's primary context
+ * ({@link GpuContext}, shared by all backends of the JVM on that device). Operations are queued on the default
+ * stream in call order; {@link #download} waits for them.
+ *
+ * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
+ * layer's output, 2.8× the rate of split TF32, which matches fp32); {@link #matmul} on the tensor cores at fp32
+ * accuracy (split TF32);
+ * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). CPU twins: {@link CpuBackend}.
+ */
+public final class CudaBackend implements Backend {
+    private final GpuContext context;
+    private final DeviceMemory memory;
+    private final DenseKernels dense;
+    private final ForwardKernels forward;
+    private final TensorCoreGemm tensorCores;
+    private final Precision linearPrecision;
+
+    /**
+     * @param budgetBytes     the most device memory this backend's tensors may hold at once
+     * @param linearPrecision the tensor-core precision of {@link #linear}
+     */
+    public CudaBackend(GpuContext context, long budgetBytes, Precision linearPrecision) {
+        this.context = context.makeCurrent();
+        // the kernel images load now (once per device), so a jar built without nvcc fails here, by name
+        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+            context.module(family);
+        }
+        this.memory = new DeviceMemory(context, budgetBytes);
+        this.dense = new DenseKernels(context);
+        this.forward = new ForwardKernels(context);
+        this.tensorCores = new TensorCoreGemm(context);
+        this.linearPrecision = linearPrecision;
+    }
+
+    /**
+     * A backend on CUDA device {@code ordinal} (the JVM's shared context for it, current on this thread), with a
+     * pool of the device's free memory less {@link DeviceMemory#DEFAULT_RESERVE}.
+     */
+    public static CudaBackend open(int ordinal, Precision linearPrecision) {
+        GpuContext context = GpuContext.forDevice(ordinal);
+        return new CudaBackend(context, DeviceMemory.defaultBudget(context), linearPrecision);
+    }
+
+    public GpuContext context() {
+        return context;
+    }
+
+    /** This backend's pool: what its tensors hold, its peak, its budget. */
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    public DenseKernels denseKernels() {
+        return dense;
+    }
+
+    public Precision linearPrecision() {
+        return linearPrecision;
+    }
+
+    @Override
+    public String describe() {
+        return "cuda (" + context.device() + ", linear " + linearPrecision + ", pool budget "
+                + Bytes.format(memory.budget()) + ")";
+    }
+
+    @Override
+    public DeviceTensor zeros(long... shape) {
+        DeviceTensor t = allocate("tensor", shape);
+        t.buffer().zero();
+        return t;
+    }
+
+    @Override
+    public DeviceTensor upload(float[] data, long... shape) {
+        long n = Tensor.elementCount(shape);
+        if (n != data.length) {
+            throw new IllegalArgumentException("upload: shape " + java.util.Arrays.toString(shape) + " has " + n
+                    + " elements but the array has " + data.length);
+        }
+        DeviceTensor t = allocate("uploaded tensor", shape);
+        t.buffer().copyFromHost(data, 0, data.length, 0);
+        return t;
+    }
+
+    /** Waits for the queued kernels, then copies the tensor to the host. */
+    @Override
+    public float[] download(Tensor t) {
+        DeviceTensor d = device(t, "tensor");
+        if (d.size() > HostTensor.MAX_ELEMENTS) {
+            throw new IllegalArgumentException("download: " + d + " has " + d.size() + " elements, more than a Java"
+                    + " array holds (" + HostTensor.MAX_ELEMENTS + ")");
+        }
+        float[] out = new float[(int) d.size()];
+        d.buffer().copyToHost(0, out, 0, out.length);
+        return out;
+    }
+
+    /** Frees every tensor still allocated. The shared context stays, for the next backend on this device. */
+    @Override
+    public void close() {
+        memory.close();
+    }
+
+    // ---- dense products -------------------------------------------------------------------------------------
+
+    /**
+     * On the tensor cores at fp32 accuracy: the kernel reads both operands k-contiguous, so an op(a) stored
+     * transposed or an op(b) stored untransposed is first transposed into a temporary.
+     */
+    @Override
+    public void matmul(Tensor a, boolean transposeA, Tensor b, boolean transposeB, Tensor c, float alpha, float beta) {
+        DeviceTensor da = device(a, "a");
+        DeviceTensor db = device(b, "b");
+        DeviceTensor dc = device(c, "c");
+        ShapeChecks.matmul(a, transposeA, b, transposeB, c);
+        try (DeviceTensor aRows = transposeA ? transposed(da) : null;
+                DeviceTensor bRows = transposeB ? null : transposed(db)) {
+            DeviceMatrix left = aRows != null ? aRows.matrix() : da.matrix();
+            DeviceMatrix right = bRows != null ? bRows.matrix() : db.matrix();
+            tensorCores.gemmNT(left, right, dc.matrix(), null, alpha, beta, Precision.TF32X3);
+        }
+    }
+
+    private DeviceTensor transposed(DeviceTensor t) {
+        DeviceTensor out = allocate("transposed operand", t.cols(), t.rows());
+        forward.transpose(t.matrix(), out.matrix());
+        return out;
+    }
+
+    @Override
+    public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dw = device(weight, "weight");
+        DeviceTensor dout = device(out, "out");
+        DeviceTensor dbias = bias == null ? null : device(bias, "bias");
+        ShapeChecks.linear(x, weight, bias, out);
+        tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(),
+                dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows()), 1f, 0f, linearPrecision);
+    }
+
+    /** fp32 (no tensor cores): the upper triangle accumulated, then mirrored into the lower. */
+    @Override
+    public void accumulateGram(Tensor x, Tensor gram) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dg = device(gram, "gram");
+        ShapeChecks.gram(x, gram);
+        dense.accumulateGram(dx.matrix(), dg.matrix());
+        dense.symmetrize(dg.matrix(), 1f);
+    }
+
+    // ---- row-wise operations --------------------------------------------------------------------------------
+
+    @Override
+    public void embed(int[] ids, Tensor table, Tensor out) {
+        DeviceTensor dt = device(table, "table");
+        DeviceTensor dout = device(out, "out");
+        ShapeChecks.embed(ids, table, out);
+        if (ids.length == 0) {
+            return;
+        }
+        DeviceBuffer deviceIds = memory.allocate("token ids", 4L * ids.length);
+        try {
+            deviceIds.copyFromHost(ids, 0, ids.length, 0);
+            forward.embed(deviceIds, dt.matrix(), dout.matrix());
+        } finally {
+            // cuMemFree waits for the queued kernel that reads the ids
+            memory.free(deviceIds);
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float eps, Tensor out) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dw = device(weight, "weight");
+        DeviceTensor dout = device(out, "out");
+        ShapeChecks.rmsNorm(x, weight, out);
+        forward.rmsNorm(dx.matrix(), dw.matrix(), eps, dout.matrix());
+    }
+
+    @Override
+    public void rope(Tensor x, int heads, int headDim, Tensor cos, Tensor sin) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dcos = device(cos, "cos");
+        DeviceTensor dsin = device(sin, "sin");
+        ShapeChecks.rope(x, heads, headDim, cos, sin);
+        forward.rope(dx.matrix(), x.dim(1), heads, headDim, dcos.matrix(), dsin.matrix());
+    }
+
+    @Override
+    public void attention(Tensor q, Tensor k, Tensor v, Tensor out, int heads, int kvHeads, int headDim,
+            int slidingWindow) {
+        DeviceTensor dq = device(q, "q");
+        DeviceTensor dk = device(k, "k");
+        DeviceTensor dv = device(v, "v");
+        DeviceTensor dout = device(out, "out");
+        ShapeChecks.attention(q, k, v, out, heads, kvHeads, headDim);
+        forward.attention(dq.matrix(), dk.matrix(), dv.matrix(), dout.matrix(), q.dim(0), q.dim(1), heads, kvHeads,
+                headDim, slidingWindow);
+    }
+
+    @Override
+    public void swiGlu(Tensor gate, Tensor up, Tensor out) {
+        elementwise("swiGlu", gate, up, out, forward::swiGlu);
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        elementwise("add", a, b, out, forward::add);
+    }
+
+    /** A kernel of two operands and an output of one shape. */
+    @FunctionalInterface
+    private interface ElementwiseKernel {
+        void launch(DeviceMatrix a, DeviceMatrix b, DeviceMatrix out);
+    }
+
+    private void elementwise(String op, Tensor a, Tensor b, Tensor out, ElementwiseKernel kernel) {
+        DeviceTensor da = device(a, op + " operand");
+        DeviceTensor db = device(b, op + " operand");
+        DeviceTensor dout = device(out, op + " output");
+        ShapeChecks.elementwise(op, a, b, out);
+        kernel.launch(da.matrix(), db.matrix(), dout.matrix());
+    }
+
+    @Override
+    public void softmax(Tensor x, Tensor out) {
+        rowSoftmax(x, out, false);
+    }
+
+    @Override
+    public void logSoftmax(Tensor x, Tensor out) {
+        rowSoftmax(x, out, true);
+    }
+
+    private void rowSoftmax(Tensor x, Tensor out, boolean log) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dout = device(out, "out");
+        ShapeChecks.sameShape(log ? "logSoftmax" : "softmax", x, out);
+        forward.softmax(dx.matrix(), dout.matrix(), log);
+    }
+
+    @Override
+    public void klDivergence(Tensor referenceLogProbs, Tensor logProbs, Tensor out) {
+        DeviceTensor dp = device(referenceLogProbs, "referenceLogProbs");
+        DeviceTensor dq = device(logProbs, "logProbs");
+        DeviceTensor dout = device(out, "out");
+        ShapeChecks.klDivergence(referenceLogProbs, logProbs, out);
+        forward.klDivergence(dp.matrix(), dq.matrix(), DeviceMatrix.of(dout.buffer(), 1, referenceLogProbs.rows()));
+    }
+
+    // ---- storage --------------------------------------------------------------------------------------------
+
+    /** An uninitialised tensor; at least one word is allocated so that every tensor has an address. */
+    private DeviceTensor allocate(String what, long... shape) {
+        long n = Tensor.elementCount(shape);
+        DeviceBuffer b = memory.allocate(what + " " + java.util.Arrays.toString(shape) + " fp32",
+                Math.multiplyExact(Math.max(1, n), (long) Float.BYTES));
+        return new DeviceTensor(this, b, shape);
+    }
+
+    void free(DeviceTensor t) {
+        if (!t.buffer().freed()) {
+            memory.free(t.buffer());
+        }
+    }
+
+    private DeviceTensor device(Tensor t, String what) {
+        if (t instanceof DeviceTensor d && d.backend() == this) {
+            return d;
+        }
+        throw new IllegalArgumentException(what + ": " + (t == null ? "null" : t + " is not a tensor of this CUDA"
+                + " backend (" + context.device() + ")"));
+    }
+}

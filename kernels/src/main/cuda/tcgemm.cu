@@ -1,0 +1,226 @@
+// Tensor-core GEMM for fp32 operands: C[M,N] = alpha * A[M,K] * B[N,K]^T (+ bias[N]) + beta * C, A and B both
+// K-contiguous (a linear layer's activations and its Hugging Face weight [out, in]). mma.sync m16n8k8 on TF32 with
+// fp32 accumulation, in two precisions:
+//   tf32   each operand rounded to TF32 (10-bit mantissa): ~1e-3 relative error per product, the fast path;
+//   tf32x3 each operand split into a TF32 head and a TF32 tail, three products (head*tail, tail*head, head*head):
+//          about fp32's accuracy at a third of the tensor-core rate.
+// Tiles: 128 rows x (32 * NT) columns per block of 8 warps (2 x 4, each 64 x 8*NT), K in steps of 32 through a
+// cp.async pipeline of STAGES tiles in dynamic shared memory; fragments come out of shared memory with ldmatrix (a TF32
+// element is a pair of b16 lanes, so an 8x8 b16 matrix is an 8x4 fp32 block, the fragment layout of m16n8k8).
+// Blocks run in groups of 16 row tiles so concurrent blocks share A and B tiles in L2. Every index is 64-bit.
+
+typedef long long i64;
+
+namespace {
+
+constexpr int BM = 128;
+constexpr int BK = 32;
+constexpr int LDS = BK + 4;  // padded shared row: fragment reads of 8 rows x 4 columns hit 32 distinct banks
+constexpr int THREADS = 256;
+constexpr int GROUP_M = 16;
+constexpr int MT = 4;  // m16 tiles per warp
+
+__device__ __forceinline__ unsigned to_tf32(float x) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+__device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsigned* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// 16-byte asynchronous copy; bytes < 16 zero-fills the rest (bytes 0: all zeros, nothing read).
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, int bytes) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
+}
+
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, int bytes) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(bytes));
+}
+
+// Four 8x8 b16 matrices (8x4 fp32 blocks) from shared memory; lane l gives the address of row l%8 of matrix l/8.
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const float* rowAddress) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+// Copies rows [r0, r0+ROWS) x columns [k0, k0+32) of a [rows, K] matrix (row stride ld) into a padded shared
+// tile, zeros outside the matrix. VEC: rows start 16-byte aligned, so 16-byte copies (a partial one at K's end).
+template <int ROWS, bool VEC>
+__device__ __forceinline__ void load_tile(float* tile, const float* __restrict__ g, i64 ld, i64 rows, i64 K,
+                                          i64 r0, i64 k0) {
+    const int t = threadIdx.x;
+#pragma unroll
+    for (int c = 0; c < (ROWS * BK / 4) / THREADS; ++c) {
+        const int idx = t + c * THREADS;
+        const int row = idx >> 3;
+        const int col = (idx & 7) * 4;
+        const i64 gr = r0 + row, gk = k0 + col;
+        float* dst = tile + row * LDS + col;
+        const bool rowIn = gr < rows;
+        if (VEC) {
+            const i64 left = rowIn ? K - gk : 0;
+            const int bytes = left >= 4 ? 16 : (left > 0 ? (int)left * 4 : 0);
+            cp_async16(dst, bytes > 0 ? g + gr * ld + gk : g, bytes);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const bool in = rowIn && gk + e < K;
+                cp_async4(dst + e, in ? g + gr * ld + gk + e : g, in ? 4 : 0);
+            }
+        }
+    }
+}
+
+template <bool SPLIT, bool VEC, int NT, int STAGES>
+__device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
+                        const float* __restrict__ B, i64 ldb, const float* __restrict__ bias, float beta,
+                        float* __restrict__ C, i64 ldc) {
+    constexpr int BN = 4 * 8 * NT;
+    extern __shared__ __align__(16) float smem[];
+    float* As = smem;                      // [STAGES][BM][LDS]
+    float* Bs = smem + STAGES * BM * LDS;  // [STAGES][BN][LDS]
+
+    const i64 mTiles = (M + BM - 1) / BM, nTiles = (N + BN - 1) / BN;
+    const i64 id = blockIdx.x;
+    const i64 perGroup = GROUP_M * nTiles;
+    const i64 firstM = id / perGroup * GROUP_M;
+    const i64 groupRows = min((i64)GROUP_M, mTiles - firstM);
+    const i64 inGroup = id % perGroup;
+    const i64 m0 = (firstM + inGroup % groupRows) * BM;
+    const i64 n0 = inGroup / groupRows * BN;
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 8 * NT;
+    const int g = lane >> 2, tq = lane & 3;
+    // ldmatrix row addresses: lane l points at row l%8 of matrix l/8
+    const int lrow = lane & 7, lmat = lane >> 3;
+    const int aRow = wm + lrow + (lmat & 1) * 8, aCol = (lmat >> 1) * 4;  // a0..a3: rows +0/+8, k +0/+4
+    const int bRow = wn + lrow + (lmat >> 1) * 8, bCol = (lmat & 1) * 4;  // b0, b1 of n-tile j, then of j + 1
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+    const i64 kTiles = (K + BK - 1) / BK;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < kTiles) {
+            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, (i64)s * BK);
+            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, (i64)s * BK);
+        }
+        cp_async_commit();
+    }
+
+    for (i64 kt = 0; kt < kTiles; ++kt) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
+        const i64 next = kt + STAGES - 1;
+        if (next < kTiles) {
+            const int s = (int)(next % STAGES);
+            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, next * BK);
+            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, next * BK);
+        }
+        cp_async_commit();
+
+        const float* a = As + (int)(kt % STAGES) * BM * LDS;
+        const float* b = Bs + (int)(kt % STAGES) * BN * LDS;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 8) {
+            unsigned af[MT][4], bf[NT][2];
+            unsigned at[MT][4], bt[NT][2];
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                unsigned raw[4];
+                ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const float v = __uint_as_float(raw[e]);
+                    af[i][e] = to_tf32(v);
+                    if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < NT; j += 2) {
+                unsigned raw[4];
+                ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const float v = __uint_as_float(raw[e]);
+                    bf[j + (e >> 1)][e & 1] = to_tf32(v);
+                    if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(bf[j + (e >> 1)][e & 1]));
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    if (SPLIT) {
+                        mma_tf32(acc[i][j], af[i], bt[j]);
+                        mma_tf32(acc[i][j], at[i], bf[j]);
+                    }
+                    mma_tf32(acc[i][j], af[i], bf[j]);
+                }
+        }
+    }
+    cp_async_wait<0>();
+
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const i64 m = m0 + wm + i * 16 + g + (e >> 1) * 8;
+                const i64 n = n0 + wn + j * 8 + tq * 2 + (e & 1);
+                if (m < M && n < N) {
+                    float* c = C + m * ldc + n;
+                    float v = alpha * acc[i][j][e];
+                    if (bias) v += bias[n];
+                    // beta == 0 ignores C's old contents (NaN included), as BLAS does
+                    *c = beta == 0.f ? v : v + beta * *c;
+                }
+            }
+}
+
+}  // namespace
+
+// Shared memory per block: STAGES * (128 + 32 * NT) * (32 + 4) floats; TensorCoreGemm.java picks the variant.
+//   tf32          64x64 per warp (128 x 256 per block), 3 stages: 162 KiB, one block per multiprocessor
+//   tf32x3        64x32 per warp (128 x 128 per block), 3 stages: 108 KiB (head and tail fragments need registers)
+//   *_small       64x32 per warp, 2 stages: 72 KiB, for devices with at most 99 KiB per block (sm_86, sm_89)
+#define TC_GEMM(NAME, SPLIT, VEC, NT, STAGES)                                                                  \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                   \
+    NAME(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda, const float* __restrict__ B, \
+         i64 ldb, const float* __restrict__ bias, float beta, float* __restrict__ C, i64 ldc) {               \
+        gemm_nt<SPLIT, VEC, NT, STAGES>(M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);                    \
+    }
+
+TC_GEMM(gemm_nt_tf32_vec, false, true, 8, 3)
+TC_GEMM(gemm_nt_tf32, false, false, 8, 3)
+TC_GEMM(gemm_nt_tf32x3_vec, true, true, 4, 3)
+TC_GEMM(gemm_nt_tf32x3, true, false, 4, 3)
+TC_GEMM(gemm_nt_tf32_small_vec, false, true, 4, 2)
+TC_GEMM(gemm_nt_tf32_small, false, false, 4, 2)
+TC_GEMM(gemm_nt_tf32x3_small_vec, true, true, 4, 2)
+TC_GEMM(gemm_nt_tf32x3_small, true, false, 4, 2)
