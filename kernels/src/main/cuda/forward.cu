@@ -226,31 +226,27 @@ attention_causal(const float* __restrict__ q, const float* __restrict__ k, const
     }
 }
 
-// out = silu(gate) * up elementwise over n values, 16-byte accesses (the tensors are whole allocations, so
-// 16-byte aligned); out may alias gate or up.
-extern "C" __global__ void swiglu(const float* gate, const float* up, float* out, i64 n) {
-    const i64 n4 = n >> 2;
-    const i64 stride = (i64)gridDim.x * blockDim.x;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += stride) {
-        const float4 g = reinterpret_cast<const float4*>(gate)[i];
-        const float4 u = reinterpret_cast<const float4*>(up)[i];
-        reinterpret_cast<float4*>(out)[i] =
-            make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z), silu_times(g.w, u.w));
-    }
-    for (i64 i = 4 * n4 + (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        out[i] = silu_times(gate[i], up[i]);
-}
-
-// out = a + b elementwise over n values; out may alias a or b.
-extern "C" __global__ void add_tensors(const float* a, const float* b, float* out, i64 n) {
+// out = op(a, b) elementwise over n values, 16-byte accesses (the tensors are whole allocations, so 16-byte
+// aligned); out may alias a or b.
+template <typename Op>
+__device__ void elementwise(const float* a, const float* b, float* out, i64 n, Op op) {
     const i64 n4 = n >> 2;
     const i64 stride = (i64)gridDim.x * blockDim.x;
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += stride) {
         const float4 x = reinterpret_cast<const float4*>(a)[i];
         const float4 y = reinterpret_cast<const float4*>(b)[i];
-        reinterpret_cast<float4*>(out)[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
+        reinterpret_cast<float4*>(out)[i] = make_float4(op(x.x, y.x), op(x.y, y.y), op(x.z, y.z), op(x.w, y.w));
     }
-    for (i64 i = 4 * n4 + (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = a[i] + b[i];
+    for (i64 i = 4 * n4 + (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = op(a[i], b[i]);
+}
+
+// out = silu(gate) * up
+extern "C" __global__ void swiglu(const float* gate, const float* up, float* out, i64 n) {
+    elementwise(gate, up, out, n, [](float g, float u) { return silu_times(g, u); });
+}
+
+extern "C" __global__ void add_tensors(const float* a, const float* b, float* out, i64 n) {
+    elementwise(a, b, out, n, [](float x, float y) { return x + y; });
 }
 
 // Softmax (logMode 0) or log-softmax (logMode 1) of each row of cols; one block per row; out may be x. The max

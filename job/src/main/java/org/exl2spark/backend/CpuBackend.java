@@ -323,8 +323,7 @@ public final class CpuBackend implements Backend {
         float[] g = host(gate, "gate").data();
         float[] u = host(up, "up").data();
         float[] o = host(out, "out").data();
-        ShapeChecks.sameShape("swiGlu", gate, up);
-        ShapeChecks.sameShape("swiGlu", gate, out);
+        ShapeChecks.elementwise("swiGlu", gate, up, out);
         parallelFor(gate.size(), ELEMENT_GRAIN, (i0, i1) -> EXP.swiGlu(g, u, o, (int) i0, (int) i1));
     }
 
@@ -333,8 +332,7 @@ public final class CpuBackend implements Backend {
         float[] as = host(a, "a").data();
         float[] bs = host(b, "b").data();
         float[] o = host(out, "out").data();
-        ShapeChecks.sameShape("add", a, b);
-        ShapeChecks.sameShape("add", a, out);
+        ShapeChecks.elementwise("add", a, b, out);
         parallelFor(a.size(), ELEMENT_GRAIN, (i0, i1) -> {
             for (int i = (int) i0; i < i1; i++) {
                 o[i] = as[i] + bs[i];

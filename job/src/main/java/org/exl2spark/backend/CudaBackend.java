@@ -1,5 +1,6 @@
 package org.exl2spark.backend;
 
+import java.util.List;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
@@ -36,6 +37,10 @@ public final class CudaBackend implements Backend {
      */
     public CudaBackend(GpuContext context, long budgetBytes, Precision linearPrecision) {
         this.context = context.makeCurrent();
+        // the kernel images load now (once per device), so a jar built without nvcc fails here, by name
+        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+            context.module(family);
+        }
         this.memory = new DeviceMemory(context, budgetBytes);
         this.dense = new DenseKernels(context);
         this.forward = new ForwardKernels(context);
@@ -213,22 +218,26 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void swiGlu(Tensor gate, Tensor up, Tensor out) {
-        DeviceTensor dg = device(gate, "gate");
-        DeviceTensor du = device(up, "up");
-        DeviceTensor dout = device(out, "out");
-        ShapeChecks.sameShape("swiGlu", gate, up);
-        ShapeChecks.sameShape("swiGlu", gate, out);
-        forward.swiGlu(dg.matrix(), du.matrix(), dout.matrix());
+        elementwise("swiGlu", gate, up, out, forward::swiGlu);
     }
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
-        DeviceTensor da = device(a, "a");
-        DeviceTensor db = device(b, "b");
-        DeviceTensor dout = device(out, "out");
-        ShapeChecks.sameShape("add", a, b);
-        ShapeChecks.sameShape("add", a, out);
-        forward.add(da.matrix(), db.matrix(), dout.matrix());
+        elementwise("add", a, b, out, forward::add);
+    }
+
+    /** A kernel of two operands and an output of one shape. */
+    @FunctionalInterface
+    private interface ElementwiseKernel {
+        void launch(DeviceMatrix a, DeviceMatrix b, DeviceMatrix out);
+    }
+
+    private void elementwise(String op, Tensor a, Tensor b, Tensor out, ElementwiseKernel kernel) {
+        DeviceTensor da = device(a, op + " operand");
+        DeviceTensor db = device(b, op + " operand");
+        DeviceTensor dout = device(out, op + " output");
+        ShapeChecks.elementwise(op, a, b, out);
+        kernel.launch(da.matrix(), db.matrix(), dout.matrix());
     }
 
     @Override

@@ -98,6 +98,12 @@ final class ShapeChecks {
         }
     }
 
+    /** An elementwise operation of two operands into out: all three of one shape. */
+    static void elementwise(String op, Tensor a, Tensor b, Tensor out) {
+        sameShape(op, a, b);
+        sameShape(op, a, out);
+    }
+
     static void sameShape(String op, Tensor a, Tensor b) {
         if (!Arrays.equals(a.shape(), b.shape())) {
             throw new IllegalArgumentException(op + ": shapes " + a.shapeString() + " and " + b.shapeString()

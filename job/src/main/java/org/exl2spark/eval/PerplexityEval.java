@@ -187,7 +187,8 @@ public final class PerplexityEval {
         return logits;
     }
 
-    private static int argmax(float[] x, int base, int n) {
+    /** Index of the largest of x[base, base + n) (the first one on ties), relative to base. */
+    public static int argmax(float[] x, int base, int n) {
         int best = 0;
         for (int i = 1; i < n; i++) {
             if (x[base + i] > x[base + best]) {

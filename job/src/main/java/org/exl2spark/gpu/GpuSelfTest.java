@@ -47,7 +47,6 @@ import org.netlib.util.intW;
 public final class GpuSelfTest {
     /** The ceilings figures are compared with: an H100 SXM's fp32 (non-tensor) rate and its measured copy rate. */
     private static final double PEAK_FP32 = 60e12;
-    private static final double PEAK_BYTES = 3.0e12;
     private static final BLAS DBLAS = BLAS.getInstance();
     private static final LAPACK DLAPACK = LAPACK.getInstance();
 
@@ -59,9 +58,7 @@ public final class GpuSelfTest {
     /** The CPU twins of the kernels. */
     private final CpuBackend cpu = new CpuBackend();
     private final SplittableRandom random;
-    private int passed;
-    private final List<String> failures = new ArrayList<>();
-    private final List<String> perfLines = new ArrayList<>();
+    private final CheckReport report = new CheckReport();
     private float[] perfBlock;
 
     private GpuSelfTest(GpuContext ctx, long seed) {
@@ -123,12 +120,7 @@ public final class GpuSelfTest {
             int rows = bigRows;
             t.run("big hessian + cholesky", m -> t.bigHessianAndCholesky(m, n, rows));
         }
-        System.out.println();
-        System.out.println("PERF summary (device " + ctx.device().name() + "):");
-        t.perfLines.forEach(l -> System.out.println("  " + l));
-        System.out.println("SUMMARY: " + t.passed + " PASS, " + t.failures.size() + " FAIL, seed " + seed);
-        t.failures.forEach(f -> System.out.println("  FAILED: " + f));
-        System.exit(t.failures.isEmpty() ? 0 : 1);
+        System.exit(t.report.summarize(ctx.device().name(), seed));
     }
 
     /** Runs one group of checks in its own memory pool, which frees everything even if the check throws. */
@@ -158,22 +150,15 @@ public final class GpuSelfTest {
     }
 
     private void expect(boolean ok, String name, String detail) {
-        if (ok) {
-            passed++;
-            System.out.println("PASS  " + name + ": " + detail);
-        } else {
-            fail(name, detail);
-        }
+        report.expect(ok, name, detail);
     }
 
     private void fail(String name, String detail) {
-        failures.add(name + ": " + detail);
-        System.out.println("FAIL  " + name + ": " + detail);
+        report.fail(name, detail);
     }
 
     private void perf(String line) {
-        perfLines.add(line);
-        System.out.println("PERF  " + line);
+        report.perf(line);
     }
 
     private void perfFlops(String what, double flops, double ms) {
@@ -183,9 +168,7 @@ public final class GpuSelfTest {
     }
 
     private void perfBytes(String what, double bytes, double ms) {
-        double rate = bytes / (ms / 1e3);
-        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.0f GB/s = %.0f%% of %.1f TB/s", what, ms, rate / 1e9,
-                100 * rate / PEAK_BYTES, PEAK_BYTES / 1e12));
+        report.perfBytes(what, bytes, ms);
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -1239,18 +1222,7 @@ public final class GpuSelfTest {
     }
 
     private double median(int reps, Runnable work) {
-        work.run();
-        ctx.synchronize();
-        double[] ms = new double[reps];
-        try (GpuTimer timer = new GpuTimer(ctx)) {
-            for (int i = 0; i < reps; i++) {
-                timer.start();
-                work.run();
-                ms[i] = timer.stopMillis();
-            }
-        }
-        Arrays.sort(ms);
-        return ms[reps / 2];
+        return CheckReport.median(ctx, reps, work);
     }
 
     private static int argmin(double[] v) {
