@@ -51,25 +51,8 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = {"-m", "--measurement"}, description = "A measurement is given: plan no measurement tasks.")
     boolean measured;
 
-    @Option(names = {"-r", "--dataset_rows", "--dataset-rows"}, defaultValue = "100", paramLabel = "<n>",
-            description = "Calibration rows of the quantization pass (default: ${DEFAULT-VALUE}).")
-    int rows;
-
-    @Option(names = {"-l", "--length"}, defaultValue = "2048", paramLabel = "<tokens>",
-            description = "Tokens per calibration row (default: ${DEFAULT-VALUE}).")
-    int length;
-
-    @Option(names = {"-mr", "--measurement_rows", "--measurement-rows"}, defaultValue = "16", paramLabel = "<n>",
-            description = "Calibration rows of the measurement (default: ${DEFAULT-VALUE}).")
-    int measurementRows;
-
-    @Option(names = {"-ml", "--measurement_length", "--measurement-length"}, defaultValue = "2048",
-            paramLabel = "<tokens>", description = "Tokens per measurement row (default: ${DEFAULT-VALUE}).")
-    int measurementLength;
-
-    @Option(names = "--rows-per-partition", defaultValue = "4", paramLabel = "<n>",
-            description = "Rows per forward partition (default: ${DEFAULT-VALUE}).")
-    int rowsPerPartition;
+    @Mixin
+    CalibrationShape shape;
 
     @Option(names = "--all", description = "List every task, not only layer 0's and the totals.")
     boolean all;
@@ -82,7 +65,8 @@ final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        for (int v : new int[] {rows, length, measurementRows, measurementLength, rowsPerPartition}) {
+        for (int v : new int[] {shape.rows, shape.length, shape.measurementRows, shape.measurementLength,
+                shape.rowsPerPartition}) {
             if (v < 1) {
                 throw new IllegalArgumentException("row counts and lengths must be at least 1, got " + v);
             }
@@ -95,23 +79,25 @@ final class PlanCommand implements Callable<Integer> {
                 arch.numLayers(), arch.hiddenSize(), arch.intermediateSize(), TaskPlan.bytes(budgetBytes));
         List<Pass> passes = new ArrayList<>();
         if (!measured) {
-            Pass p = new Pass("measurement (" + measurementRows + " rows × " + measurementLength + " tokens)");
+            Pass p = new Pass("measurement (" + shape.measurementRows + " rows × " + shape.measurementLength
+                    + " tokens)");
             for (LayerSpec layer : arch.layers()) {
                 for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
-                    p.add(layer, planner.measureBlock(b, BlockMeasurement.table(b), measurementRows,
-                            measurementLength));
+                    p.add(layer, planner.measureBlock(b, BlockMeasurement.table(b), shape.measurementRows,
+                            shape.measurementLength));
                 }
             }
             passes.add(p);
         }
         for (double bpw : targets) {
-            Pass p = new Pass(String.format(Locale.ROOT, "quantization %.2f bpw (%d rows × %d tokens)", bpw, rows,
-                    length));
+            Pass p = new Pass(String.format(Locale.ROOT, "quantization %.2f bpw (%d rows × %d tokens)", bpw,
+                    shape.rows, shape.length));
             for (LayerSpec layer : arch.layers()) {
                 for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
-                    p.add(layer, planner.quantizeBlock(b, rows, length));
-                    for (int r0 = 0; r0 < rows; r0 += rowsPerPartition) {
-                        p.add(layer, planner.forwardPartition(b, Math.min(rowsPerPartition, rows - r0), length));
+                    p.add(layer, planner.quantizeBlock(b, shape.rows, shape.length));
+                    for (int r0 = 0; r0 < shape.rows; r0 += shape.rowsPerPartition) {
+                        p.add(layer, planner.forwardPartition(b, Math.min(shape.rowsPerPartition, shape.rows - r0),
+                                shape.length));
                     }
                 }
             }
