@@ -7,13 +7,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
-import org.exl2spark.example.ExampleModel;
-import org.exl2spark.example.ExamplePreset;
 import org.exl2spark.example.ExampleWeights;
 import org.exl2spark.backend.CudaGptq;
 import org.exl2spark.kernels.Bytes;
-import org.exl2spark.kernels.CudaRuntime;
-import org.exl2spark.kernels.CudaStatus;
 import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GpuContext;
@@ -69,22 +65,16 @@ public final class GptqStepsBenchmark {
 
     public static void main(String[] args) throws Exception {
         LayerOptions o = LayerOptions.parse(args);
-        String preset = o.preset();
         long budget = o.budget();
         int measureRows = o.measurementRows();
         int quantRows = o.rows();
         int length = o.length();
         int layer = o.layer();
-        CudaStatus status = CudaRuntime.status();
-        if (!status.available()) {
-            System.out.println("no CUDA: " + status.reason());
-            System.exit(2);
-        }
-        GpuContext ctx = GpuContext.forDevice(0);
+        GpuContext ctx = LayerOptions.deviceOrExit();
         System.out.println("device: " + ctx.device() + ", free " + Bytes.format(ctx.memoryInfo()[0]) + "; budget "
                 + TaskPlan.bytes(budget) + "; measurement " + measureRows + "×" + length + ", quantization "
                 + quantRows + "×" + length + " tokens");
-        try (WeightSource w = new ExampleWeights(ExampleModel.of(ExamplePreset.byName(preset), layer + 1, 0))) {
+        try (WeightSource w = o.weights()) {
             GptqStepsBenchmark bench = new GptqStepsBenchmark(ctx, w, budget, length, 20261125L);
             LayerSpec spec = w.architecture().layer(layer);
             double measured = 0;

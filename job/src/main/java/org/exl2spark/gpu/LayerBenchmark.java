@@ -8,11 +8,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 import org.exl2spark.backend.CudaBackend;
-import org.exl2spark.example.ExampleModel;
-import org.exl2spark.example.ExamplePreset;
 import org.exl2spark.example.ExampleWeights;
-import org.exl2spark.kernels.CudaRuntime;
-import org.exl2spark.kernels.CudaStatus;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
 import org.exl2spark.model.BlockSpec;
@@ -51,20 +47,14 @@ public final class LayerBenchmark {
 
     public static void main(String[] args) throws Exception {
         LayerOptions o = LayerOptions.parse(args);
-        String preset = o.preset();
         long budget = o.budget();
         int measureRows = o.measurementRows();
         int quantRows = o.rows();
         int length = o.length();
         int partRows = o.rowsPerPartition();
-        CudaStatus status = CudaRuntime.status();
-        if (!status.available()) {
-            System.out.println("no CUDA: " + status.reason());
-            System.exit(2);
-        }
-        GpuContext ctx = GpuContext.forDevice(0);
+        GpuContext ctx = LayerOptions.deviceOrExit();
         boolean within = true;
-        try (WeightSource weights = new ExampleWeights(ExampleModel.of(ExamplePreset.byName(preset), o.layer() + 1, 0))) {
+        try (WeightSource weights = o.weights()) {
             MemoryPlanner planner = new MemoryPlanner(weights.architecture(), budget, DeviceRates.H100);
             LayerSpec layer = weights.architecture().layer(o.layer());
             int hidden = weights.architecture().hiddenSize();

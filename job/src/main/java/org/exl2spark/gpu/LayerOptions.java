@@ -1,5 +1,13 @@
 package org.exl2spark.gpu;
 
+import java.io.IOException;
+import org.exl2spark.example.ExampleModel;
+import org.exl2spark.example.ExamplePreset;
+import org.exl2spark.example.ExampleWeights;
+import org.exl2spark.kernels.CudaRuntime;
+import org.exl2spark.kernels.CudaStatus;
+import org.exl2spark.kernels.GpuContext;
+
 /**
  * The options of the one-layer GPU benchmarks ({@link LayerBenchmark}, {@link GptqStepsBenchmark}): the example
  * preset, the task's device-memory budget, ExLlamaV2's default calibration (16 × 2048 tokens measured, 100 × 2048
@@ -30,5 +38,20 @@ record LayerOptions(String preset, long budget, int measurementRows, int rows, i
             }
         }
         return new LayerOptions(preset, budget, measurementRows, rows, length, rowsPerPartition, layer);
+    }
+
+    /** Device 0, or exit status 2 with the reason when this machine has no usable CUDA. */
+    static GpuContext deviceOrExit() {
+        CudaStatus status = CudaRuntime.status();
+        if (!status.available()) {
+            System.out.println("no CUDA: " + status.reason());
+            System.exit(2);
+        }
+        return GpuContext.forDevice(0);
+    }
+
+    /** The preset's weights up to the benchmarked layer, drawn in memory as the example command writes them. */
+    ExampleWeights weights() throws IOException {
+        return new ExampleWeights(ExampleModel.of(ExamplePreset.byName(preset), layer + 1, 0));
     }
 }
