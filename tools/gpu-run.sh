@@ -12,6 +12,8 @@
 #                     the model directory
 #   selftest.sh       unpacks the two tarballs under /tmp and runs org.exl2spark.gpu.GpuSelfTest "$@"
 #   backend.sh        the same for org.exl2spark.gpu.GpuBackendTest --fixture tiny-forward.bin "$@"
+#   bench.sh          the same for org.exl2spark.gpu.LayerBenchmark "$@" (one Qwen1.5-110B-shaped layer, task code)
+#   gptq-steps.sh     the same for org.exl2spark.gpu.GptqStepsBenchmark "$@" (that layer's GPTQ steps one by one)
 #
 # Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
 set -euo pipefail
@@ -82,6 +84,10 @@ mkdir -p "\$work/native"
 [ -x "\$work/jre/bin/java" ] || xz -dc "\$here/jre.tar.xz" | tar -C "\$work" -xf -
 [ -f "\$work/native/libblas.so.3" ] || xz -dc "\$here/openblas.tar.xz" | tar -C "\$work/native" -xf -
 export LD_LIBRARY_PATH="\$work/native\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+# OpenBLAS 0.3.21 does not recognise the device machine's CPU and falls back to its Prescott (SSE3) kernels, whose
+# single-threaded strsm crashed (SIGSEGV in strtri, n 777) once the CPU backend pins OpenBLAS to one thread; every
+# x86-64 server it runs on has AVX2
+export OPENBLAS_CORETYPE=\${OPENBLAS_CORETYPE:-Haswell}
 log="\${OUT:-\$work}/$name.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \\
   --format=csv 2>&1 | tee "\$log" || true
@@ -92,6 +98,8 @@ EOF
 }
 launcher selftest org.exl2spark.gpu.GpuSelfTest ""
 launcher backend org.exl2spark.gpu.GpuBackendTest '--fixture "$here/tiny-forward.bin" '
+launcher bench org.exl2spark.gpu.LayerBenchmark ""
+launcher gptq-steps org.exl2spark.gpu.GptqStepsBenchmark ""
 
 du -sh "$bundle" >&2
 du -ah "$bundle" | sort -h | tail -12 >&2
@@ -100,6 +108,8 @@ cat <<EOF
 Bundle ready in $bundle. Run it on the device machine (the call sends the checkout that holds .gpu):
   run  command: "bash $(basename "$bundle")/selftest.sh"   (options: --seed S --no-big --big-n N --big-rows R)
        or:      "bash $(basename "$bundle")/backend.sh"    (options: --seed S --no-perf)
+       or:      "bash $(basename "$bundle")/bench.sh"      (options: --preset P --budget BYTES --measurement-rows N
+                                                           --rows N --length T --rows-per-partition N --layer L)
        carry:   ["$(basename "$bundle")"]
        timeout_s: 540
 EOF

@@ -211,7 +211,7 @@ gemm_nn(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda, 
 // by scale (the finished Hessian from its accumulated upper triangle). Tile pairs (bi, bj), bi <= bj, go
 // through shared memory so reads and writes stay coalesced and no element is read after it was overwritten.
 extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)
-symmetrize_upper(float* __restrict__ H, i64 n, i64 ld, float scale) {
+symmetrize_upper(float* __restrict__ H, i64 n, i64 ld, float divisor) {
     __shared__ float tile[TILE][TILE + 1];
     const i64 bi = blockIdx.y, bj = blockIdx.x;
     if (bi > bj) return;
@@ -220,7 +220,7 @@ symmetrize_upper(float* __restrict__ H, i64 n, i64 ld, float scale) {
         const i64 r = r0 + y, c = c0 + threadIdx.x;
         float v = 0.f;
         if (r < n && c < n) {
-            v = H[r * ld + c] * scale;
+            v = H[r * ld + c] / divisor;
             if (c >= r) H[r * ld + c] = v;
         }
         tile[y][threadIdx.x] = v;
@@ -276,6 +276,28 @@ extern "C" __global__ void reverse_square(float* __restrict__ A, i64 n, i64 ld, 
     }
     A[i * ld + j] = toFirst;
     A[i2 * ld + j2] = toSecond;
+}
+
+// A transpose that gathers: dst[i][j] = src[r(j)][c(i)] for dst outRows x outCols, with r = rowIndex and
+// c = colIndex, a null index meaning the identity. Through a shared tile so both sides touch whole rows.
+extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)
+gather_transposed(const float* __restrict__ src, i64 lds, float* __restrict__ dst, i64 ldd, i64 outRows,
+                  i64 outCols, const int* __restrict__ rowIndex, const int* __restrict__ colIndex) {
+    __shared__ float tile[TILE][TILE + 1];
+    const i64 i0 = (i64)blockIdx.y * TILE, j0 = (i64)blockIdx.x * TILE;
+    for (int y = threadIdx.y; y < TILE; y += TILE_ROWS) {
+        const i64 j = j0 + y, i = i0 + threadIdx.x;
+        if (j < outCols && i < outRows) {
+            const i64 r = rowIndex ? (i64)rowIndex[j] : j;
+            const i64 c = colIndex ? (i64)colIndex[i] : i;
+            tile[y][threadIdx.x] = src[r * lds + c];
+        }
+    }
+    __syncthreads();
+    for (int y = threadIdx.y; y < TILE; y += TILE_ROWS) {
+        const i64 i = i0 + y, j = j0 + threadIdx.x;
+        if (i < outRows && j < outCols) dst[i * ldd + j] = tile[threadIdx.x][y];
+    }
 }
 
 // diag(A) += value for a square n x n matrix.

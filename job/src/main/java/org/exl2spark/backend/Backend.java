@@ -81,6 +81,51 @@ public interface Backend extends AutoCloseable {
      */
     void klDivergence(Tensor referenceLogProbs, Tensor logProbs, Tensor out);
 
+    // ---- GPTQ (EXL2-SPEC F) ------------------------------------------------------------------------------
+
+    /**
+     * Turns a Gram matrix built by {@link #accumulateGram} over {@code rows} calibration rows into GPTQ's Hessian
+     * {@code (1/rows)·Σ XᵀX}: every element divided by {@code rows}, the whole square symmetric.
+     */
+    void finishHessian(Tensor gram, long rows);
+
+    /** The diagonal of a square matrix, copied to the host. */
+    float[] diagonal(Tensor square);
+
+    /**
+     * In place {@code h[i][j] := h[perm[i]][perm[j]]} for a square h (act order), with no second n × n copy: a
+     * 49152-wide Hessian is 9.7 GB.
+     */
+    void permuteSymmetric(Tensor h, int[] perm);
+
+    /**
+     * After {@link #upperCholeskyOfInverse} returned false: makes h the symmetric matrix it was given again, from
+     * its strict lower triangle (which a failed factorization leaves as given) and {@code diagonal}.
+     */
+    void restoreSymmetric(Tensor h, float[] diagonal);
+
+    /** {@code diag(a) += value} of a square matrix. */
+    void addDiagonal(Tensor a, float value);
+
+    /**
+     * Overwrites a symmetric positive definite {@code h} with U, the upper Cholesky factor of its inverse
+     * ({@code h⁻¹ = Uᵀ·U}, strict lower triangle zeroed). Returns false if h is not positive definite or U is not
+     * finite; h's strict lower triangle is then as given (see {@link #restoreSymmetric}), the rest undefined.
+     */
+    boolean upperCholeskyOfInverse(Tensor h);
+
+    /**
+     * A transpose that gathers: {@code dst[i][j] = src[rowIndex[j]][colIndex[i]]}, a null index meaning the
+     * identity; dst is [colIndex length or src.cols(), rowIndex length or src.rows()].
+     */
+    void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst);
+
+    /**
+     * Starts GPTQ's column-block loop over the act-ordered work matrix {@code w} [rows × cols] (which the run
+     * modifies) and U [rows × rows], for groups of at most {@code maxGroupRows} rows.
+     */
+    GptqRun<Tensor> gptq(Tensor w, Tensor u, long maxGroupRows);
+
     /** Releases the backend's threads and device state; its tensors must not be used afterwards. */
     @Override
     void close();

@@ -4,6 +4,7 @@ import com.sun.jna.Function;
 import com.sun.jna.NativeLibrary;
 import dev.ludovic.netlib.blas.BLAS;
 import dev.ludovic.netlib.blas.NativeBLAS;
+import dev.ludovic.netlib.lapack.LAPACK;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -19,6 +20,8 @@ final class BlasLibrary {
     private static final String NATIVE_NAME = "libblas.so.3";
 
     static final BLAS LIB = load();
+    /** LAPACK from the same native library set (its products run on the BLAS above). */
+    static final LAPACK LAPACK_LIB = LAPACK.getInstance();
     static final boolean NATIVE = LIB instanceof NativeBLAS;
     /** e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64", or why it is unknown. */
     static final String CONFIG;

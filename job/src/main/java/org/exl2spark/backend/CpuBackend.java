@@ -1,6 +1,7 @@
 package org.exl2spark.backend;
 
 import java.util.concurrent.ForkJoinPool;
+import org.netlib.util.intW;
 import java.util.concurrent.RecursiveAction;
 
 /**
@@ -97,7 +98,7 @@ public final class CpuBackend implements Backend {
      * dimensions and offsets let A, B and C be strided sub-matrices (one attention head inside [T, heads·headDim]).
      * Runs on the calling thread.
      */
-    private static void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int offA,
+    static void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int offA,
             int lda, float[] b, int offB, int ldb, float beta, float[] c, int offC, int ldc) {
         if (m == 0 || n == 0) {
             return;
@@ -402,6 +403,133 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    // ---- GPTQ ---------------------------------------------------------------------------------------------
+
+    @Override
+    public void finishHessian(Tensor gram, long rows) {
+        float[] h = host(gram, "gram").data();
+        square("finishHessian", gram);
+        if (rows <= 0) {
+            throw new IllegalArgumentException("finishHessian: " + rows + " calibration rows");
+        }
+        float divisor = rows;
+        parallelFor(h.length, ELEMENT_GRAIN, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                h[i] /= divisor;
+            }
+        });
+    }
+
+    @Override
+    public float[] diagonal(Tensor squareMatrix) {
+        float[] h = host(squareMatrix, "square").data();
+        int n = square("diagonal", squareMatrix);
+        float[] d = new float[n];
+        for (int i = 0; i < n; i++) {
+            d[i] = h[Math.toIntExact((long) i * n + i)];
+        }
+        return d;
+    }
+
+    @Override
+    public void permuteSymmetric(Tensor h, int[] perm) {
+        float[] dst = host(h, "h").data();
+        int n = square("permuteSymmetric", h);
+        ShapeChecks.index("permuteSymmetric", perm, n, n);
+        float[] src = dst.clone();
+        parallelFor(n, 1, (r0, r1) -> {
+            for (int i = (int) r0; i < r1; i++) {
+                int from = perm[i] * n;
+                int to = i * n;
+                for (int j = 0; j < n; j++) {
+                    dst[to + j] = src[from + perm[j]];
+                }
+            }
+        });
+    }
+
+    @Override
+    public void restoreSymmetric(Tensor h, float[] diagonal) {
+        float[] a = host(h, "h").data();
+        int n = square("restoreSymmetric", h);
+        if (diagonal.length != n) {
+            throw new IllegalArgumentException("restoreSymmetric: " + diagonal.length + " diagonal values for " + n);
+        }
+        for (int i = 0; i < n; i++) {
+            a[i * n + i] = diagonal[i];
+            for (int j = 0; j < i; j++) {
+                a[j * n + i] = a[i * n + j];
+            }
+        }
+    }
+
+    @Override
+    public void addDiagonal(Tensor a, float value) {
+        float[] h = host(a, "a").data();
+        int n = square("addDiagonal", a);
+        for (int i = 0; i < n; i++) {
+            h[i * n + i] += value;
+        }
+    }
+
+    @Override
+    public boolean upperCholeskyOfInverse(Tensor hessian) {
+        float[] h = host(hessian, "h").data();
+        int n = square("upperCholeskyOfInverse", hessian);
+        intW info = new intW(0);
+        // Column-major 'L' on a symmetric matrix: the factor lands in the row-major upper triangle as Lᵀ.
+        BlasLibrary.LAPACK_LIB.spotrf("L", n, h, 0, n, info);
+        if (info.val != 0) {
+            return false;
+        }
+        BlasLibrary.LAPACK_LIB.spotri("L", n, h, 0, n, info);
+        if (info.val != 0) {
+            return false;
+        }
+        // Factor H⁻¹ = L·Lᵀ again; read row-major, Lᵀ is exactly the upper factor U with H⁻¹ = Uᵀ·U.
+        BlasLibrary.LAPACK_LIB.spotrf("L", n, h, 0, n, info);
+        if (info.val != 0) {
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!Float.isFinite(h[i * n + i])) {
+                return false;
+            }
+        }
+        // only now: a failure above must leave the strict lower triangle as given (LAPACK's 'L' never touches it)
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                h[i * n + j] = 0f;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
+        float[] s = host(src, "src").data();
+        float[] d = host(dst, "dst").data();
+        ShapeChecks.gatherTransposed(src, rowIndex, colIndex, dst);
+        int srcCols = Math.toIntExact(src.cols());
+        int outRows = Math.toIntExact(dst.rows());
+        int outCols = Math.toIntExact(dst.cols());
+        parallelFor(outRows, 1, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                int c = colIndex == null ? i : colIndex[i];
+                int to = i * outCols;
+                for (int j = 0; j < outCols; j++) {
+                    int r = rowIndex == null ? j : rowIndex[j];
+                    d[to + j] = s[r * srcCols + c];
+                }
+            }
+        });
+    }
+
+    @Override
+    public GptqRun<Tensor> gptq(Tensor w, Tensor u, long maxGroupRows) {
+        return new CpuGptq(host(w, "w"), host(u, "u"), maxGroupRows);
+    }
+
     // ---- helpers --------------------------------------------------------------------------------------------
 
     private static HostTensor host(Tensor t, String what) {
@@ -409,6 +537,10 @@ public final class CpuBackend implements Backend {
             return h;
         }
         throw new IllegalArgumentException(what + ": " + (t == null ? "null" : t + " is not a CPU tensor"));
+    }
+
+    private static int square(String op, Tensor t) {
+        return Math.toIntExact(ShapeChecks.square(op, t));
     }
 
     /** Work on a range [from, to) of rows or elements. */

@@ -29,6 +29,7 @@ public final class CudaBackend implements Backend {
     private final ForwardKernels forward;
     private final TensorCoreGemm tensorCores;
     private final Precision linearPrecision;
+    private final CudaGptq gptq;
 
     /**
      * @param budgetBytes     the most device memory this backend's tensors may hold at once
@@ -45,6 +46,7 @@ public final class CudaBackend implements Backend {
         this.forward = new ForwardKernels(context);
         this.tensorCores = new TensorCoreGemm(context);
         this.linearPrecision = linearPrecision;
+        this.gptq = new CudaGptq(memory);
     }
 
     /**
@@ -262,6 +264,95 @@ public final class CudaBackend implements Backend {
         DeviceTensor dout = device(out, "out");
         ShapeChecks.klDivergence(referenceLogProbs, logProbs, out);
         forward.klDivergence(dp.matrix(), dq.matrix(), DeviceMatrix.of(dout.buffer(), 1, referenceLogProbs.rows()));
+    }
+
+    // ---- GPTQ: CudaGptq on the tensors' matrices ---------------------------------------------------------
+
+    @Override
+    public void finishHessian(Tensor gram, long rows) {
+        ShapeChecks.square("finishHessian", gram);
+        gptq.finishHessian(device(gram, "gram").matrix(), rows);
+    }
+
+    @Override
+    public float[] diagonal(Tensor square) {
+        ShapeChecks.square("diagonal", square);
+        return gptq.diagonal(device(square, "square").matrix());
+    }
+
+    @Override
+    public void permuteSymmetric(Tensor h, int[] perm) {
+        long n = ShapeChecks.square("permuteSymmetric", h);
+        ShapeChecks.index("permuteSymmetric", perm, n, n);
+        gptq.permuteSymmetric(device(h, "h").matrix(), perm);
+    }
+
+    @Override
+    public void restoreSymmetric(Tensor h, float[] diagonal) {
+        ShapeChecks.square("restoreSymmetric", h);
+        gptq.restoreSymmetric(device(h, "h").matrix(), diagonal);
+    }
+
+    @Override
+    public void addDiagonal(Tensor a, float value) {
+        ShapeChecks.square("addDiagonal", a);
+        gptq.addDiagonal(device(a, "a").matrix(), value);
+    }
+
+    @Override
+    public boolean upperCholeskyOfInverse(Tensor h) {
+        ShapeChecks.square("upperCholeskyOfInverse", h);
+        return gptq.upperCholeskyOfInverse(device(h, "h").matrix());
+    }
+
+    @Override
+    public void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
+        ShapeChecks.gatherTransposed(src, rowIndex, colIndex, dst);
+        gptq.gatherTransposed(device(src, "src").matrix(), rowIndex, colIndex, device(dst, "dst").matrix());
+    }
+
+    @Override
+    public GptqRun<Tensor> gptq(Tensor w, Tensor u, long maxGroupRows) {
+        DeviceTensor dw = device(w, "w");
+        CudaGptq.Run run = gptq.gptq(dw.matrix(), device(u, "u").matrix(), maxGroupRows);
+        // a view of the run's own buffer: freed by the run, so closing the view does nothing more
+        DeviceTensor dequantized = new DeviceTensor(this, run.dequantized().buffer(), dw.rows(), dw.cols());
+        return new GptqRun<>() {
+            @Override
+            public void findParams(long a, long b, int bits) {
+                run.findParams(a, b, bits);
+            }
+
+            @Override
+            public GroupScales scales() {
+                return run.scales();
+            }
+
+            @Override
+            public void quantizeGroup(long a, long b, int bits) {
+                run.quantizeGroup(a, b, bits);
+            }
+
+            @Override
+            public void lazyUpdate(long a, long b) {
+                run.lazyUpdate(a, b);
+            }
+
+            @Override
+            public byte[][] codes() {
+                return run.codes();
+            }
+
+            @Override
+            public Tensor dequantized() {
+                return dequantized;
+            }
+
+            @Override
+            public void close() {
+                run.close();
+            }
+        };
     }
 
     // ---- storage --------------------------------------------------------------------------------------------

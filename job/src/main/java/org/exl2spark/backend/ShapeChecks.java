@@ -110,4 +110,43 @@ final class ShapeChecks {
                     + " differ");
         }
     }
+
+    /** The side of a square matrix; fails naming the operation otherwise. */
+    static long square(String op, Tensor t) {
+        if (t.rank() != 2 || t.rows() != t.cols()) {
+            throw new IllegalArgumentException(op + ": " + t.shapeString() + " is not a square matrix");
+        }
+        return t.rows();
+    }
+
+    /** An index array (null = identity) of {@code length} entries, each in [0, bound). */
+    static void index(String op, int[] index, long bound, long length) {
+        if (index == null) {
+            if (length != bound) {
+                throw new IllegalArgumentException(op + ": identity index of " + bound + " where " + length
+                        + " are needed");
+            }
+            return;
+        }
+        if (index.length != length) {
+            throw new IllegalArgumentException(op + ": " + index.length + " indices, need " + length);
+        }
+        for (int i : index) {
+            if (i < 0 || i >= bound) {
+                throw new IllegalArgumentException(op + ": index " + i + " outside [0, " + bound + ")");
+            }
+        }
+    }
+
+    /** The [rows, cols] a gather-transpose writes: index lengths, or src's transposed dims where an index is null. */
+    static void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
+        long outRows = colIndex == null ? src.cols() : colIndex.length;
+        long outCols = rowIndex == null ? src.rows() : rowIndex.length;
+        if (dst.rows() != outRows || dst.cols() != outCols) {
+            throw new IllegalArgumentException("gatherTransposed: dst " + dst.shapeString() + " must be [" + outRows
+                    + ", " + outCols + "]");
+        }
+        index("gatherTransposed rowIndex", rowIndex, src.rows(), outCols);
+        index("gatherTransposed colIndex", colIndex, src.cols(), outRows);
+    }
 }

@@ -57,22 +57,6 @@ public class ConvertCommand implements Callable<Integer> {
                     + " Default: the built-in set (19 rows to measure, 115 to quantize).")
     String calibration;
 
-    @Option(names = {"-r", "--dataset_rows", "--dataset-rows"}, defaultValue = "100", paramLabel = "<n>",
-            description = "Rows to quantize with, for -c (default ${DEFAULT-VALUE}).")
-    int rows;
-
-    @Option(names = {"-l", "--length"}, defaultValue = "2048", paramLabel = "<tokens>",
-            description = "Tokens per quantization row (default ${DEFAULT-VALUE}).")
-    int length;
-
-    @Option(names = {"-mr", "--measurement_rows", "--measurement-rows"}, defaultValue = "16", paramLabel = "<n>",
-            description = "Rows to measure with, for -c (default ${DEFAULT-VALUE}).")
-    int measureRows;
-
-    @Option(names = {"-ml", "--measurement_length", "--measurement-length"}, defaultValue = "2048",
-            paramLabel = "<tokens>", description = "Tokens per measurement row (default ${DEFAULT-VALUE}).")
-    int measureLength;
-
     @Option(names = {"-ss", "--shard_size", "--shard-size"}, defaultValue = "8192", paramLabel = "<MB>",
             description = "Output shard size in MB (default ${DEFAULT-VALUE}).")
     int shardSizeMb;
@@ -85,9 +69,8 @@ public class ConvertCommand implements Callable<Integer> {
             description = "Spark master (default: local[*], or what spark-submit gives).")
     String master;
 
-    @Option(names = "--rows-per-partition", defaultValue = "4", paramLabel = "<n>",
-            description = "Calibration rows per state file and forward task (default ${DEFAULT-VALUE}).")
-    int rowsPerPartition;
+    @Mixin
+    CalibrationShape shape;
 
     @Mixin
     StorageOptions storage;
@@ -101,8 +84,9 @@ public class ConvertCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintStream log = System.out;
         ConvertOptions options = new ConvertOptions(input, jobDirectory, output, targets, headBits, measurementIn,
-                measurementOut, calibration, rows, length, measureRows, measureLength, shardSizeMb, noResume,
-                measureOnly(), rowsPerPartition, StorageOptions.hadoopSettings(storage.conf));
+                measurementOut, calibration, shape.rows, shape.length, shape.measurementRows,
+                shape.measurementLength, shardSizeMb, noResume, measureOnly(), shape.rowsPerPartition,
+                StorageOptions.hadoopSettings(storage.conf));
         ConvertJob job = new ConvertJob(options, log);
         Map<String, String> spark = new LinkedHashMap<>();
         storage.conf.forEach((k, v) -> {

@@ -31,6 +31,7 @@ public final class Exl2 implements Callable<Integer> {
             EvalCommand::new,
             InspectCommand::new,
             ExampleCommand::new,
+            PlanCommand::new,
             DemoCommand::new,
             ClusterCheckCommand::new);
 

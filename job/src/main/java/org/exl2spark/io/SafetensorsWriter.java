@@ -136,14 +136,29 @@ public final class SafetensorsWriter {
             }
         }
         List<List<TensorSpec>> shards = planShards(tensors, maxShardBytes);
+        for (int i = 0; i < shards.size(); i++) {
+            writeFile(fs, new Path(dir, shardName(base, i, shards.size())), shards.get(i), metadata, data);
+        }
+        return writeIndex(fs, dir, base, shards);
+    }
+
+    /** The file name of shard {@code index} (from 0) of {@code count}: {@code <base>-00001-of-0000N.safetensors}. */
+    public static String shardName(String base, int index, int count) {
+        return count == 1 ? base + ".safetensors"
+                : String.format(Locale.ROOT, "%s-%05d-of-%05d.safetensors", base, index + 1, count);
+    }
+
+    /**
+     * Writes {@code <base>.safetensors.index.json} for these shards (named by {@link #shardName}), or, for a single
+     * shard, deletes a stale one. Returns the weight map (tensor → shard file name).
+     */
+    public static Map<String, String> writeIndex(FileSystem fs, Path dir, String base, List<List<TensorSpec>> shards)
+            throws IOException {
         Map<String, String> weightMap = new LinkedHashMap<>();
         long totalSize = 0;
         for (int i = 0; i < shards.size(); i++) {
-            String name = shards.size() == 1 ? base + ".safetensors"
-                    : String.format(Locale.ROOT, "%s-%05d-of-%05d.safetensors", base, i + 1, shards.size());
-            writeFile(fs, new Path(dir, name), shards.get(i), metadata, data);
             for (TensorSpec t : shards.get(i)) {
-                weightMap.put(t.name(), name);
+                weightMap.put(t.name(), shardName(base, i, shards.size()));
                 totalSize += t.byteSize();
             }
         }

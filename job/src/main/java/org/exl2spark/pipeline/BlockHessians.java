@@ -11,13 +11,13 @@ import org.exl2spark.quant.AdaptiveGptq;
 
 /**
  * Collects, during a block's forward, the Gram matrix XᵀX of each distinct linear input on the backend (q/k/v share
- * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once.
+ * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once, in place.
  */
 final class BlockHessians implements LinearInputObserver, AutoCloseable {
     private final Backend backend;
     private final Map<String, Tensor> grams = new LinkedHashMap<>();
     private final Map<String, String> groupOf = new LinkedHashMap<>();
-    private final Map<String, AdaptiveGptq.Preparation> prepared = new LinkedHashMap<>();
+    private final Map<String, AdaptiveGptq.Preparation<Tensor>> prepared = new LinkedHashMap<>();
 
     BlockHessians(Backend backend) {
         this.backend = backend;
@@ -35,18 +35,21 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
     }
 
     /** GPTQ preparation of the Hessian {@code (1/rows) Σ XᵀX} (EXL2-SPEC F.1) of the input {@code linear} reads. */
-    AdaptiveGptq.Preparation preparation(LinearSpec linear, int rows) {
+    AdaptiveGptq.Preparation<Tensor> preparation(LinearSpec linear, int rows) {
         String group = groupOf.get(linear.key());
         if (group == null) {
             throw new IllegalStateException(linear.key() + ": no input was observed for it");
         }
         return prepared.computeIfAbsent(group, g -> {
-            int n = (int) linear.inFeatures();
-            float[] h = backend.download(grams.get(g));
-            for (int i = 0; i < h.length; i++) {
-                h[i] /= rows;
+            // the Gram matrix becomes the preparation's inverse factor: one n × n matrix per input, not two
+            Tensor gram = grams.remove(g);
+            try {
+                backend.finishHessian(gram, rows);
+            } catch (RuntimeException e) {
+                gram.close();
+                throw e;
             }
-            return AdaptiveGptq.prepare(h, n, linear.key());
+            return AdaptiveGptq.prepare(backend, gram, linear.key());
         });
     }
 
@@ -54,5 +57,7 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
     public void close() {
         grams.values().forEach(Tensor::close);
         grams.clear();
+        prepared.values().forEach(AdaptiveGptq.Preparation::close);
+        prepared.clear();
     }
 }

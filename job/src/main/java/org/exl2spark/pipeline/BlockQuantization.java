@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.exl2spark.backend.Backend;
+import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.io.Half;
 import org.exl2spark.model.BlockSpec;
@@ -44,18 +45,20 @@ public final class BlockQuantization {
                 runner.observe(part, original, hessians);
                 rows += part.rows();
             }
-            Map<String, AdaptiveGptq.Preparation> preps = new LinkedHashMap<>();
+            Map<String, AdaptiveGptq.Preparation<Tensor>> preps = new LinkedHashMap<>();
             for (LinearSpec l : block.linears()) {
                 if (strategy.get(l.shortName()) == null) {
                     throw new IllegalArgumentException(block.key() + ": the strategy has no setting for " + l.shortName());
                 }
                 preps.put(l.key(), hessians.preparation(l, rows));
             }
-            // the projections are independent once the Hessians exist
             Map<String, Exl2Linear> done = new java.util.concurrent.ConcurrentHashMap<>();
-            block.linears().parallelStream().forEach(l -> {
+            // independent once the Hessians exist: in parallel on the CPU's cores, one after another on a GPU's stream
+            var linears = backend instanceof CpuBackend ? block.linears().parallelStream() : block.linears().stream();
+            linears.forEach(l -> {
                 try {
-                    done.put(l.key(), quantizeLinear(weights, l, preps.get(l.key()), strategy.get(l.shortName())));
+                    done.put(l.key(), quantizeLinear(weights, l, original.linear(l.shortName()).weight(),
+                            preps.get(l.key()), strategy.get(l.shortName())));
                 } catch (IOException e) {
                     throw new java.io.UncheckedIOException(e);
                 }
@@ -84,13 +87,16 @@ public final class BlockQuantization {
                 }
                 rows += part.rows();
             }
-            return quantizeLinear(weights, head, hessians.preparation(head, rows), headParams);
+            try (Tensor w = backend.upload(weights.linearWeight(head), head.outFeatures(), head.inFeatures())) {
+                return quantizeLinear(weights, head, w, hessians.preparation(head, rows), headParams);
+            }
         }
     }
 
-    static Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, AdaptiveGptq.Preparation prep, QParams qp)
-            throws IOException {
-        GptqResult r = AdaptiveGptq.quantize(weights.linearWeight(l), (int) l.outFeatures(), (int) l.inFeatures(), prep, qp);
+    /** GPTQ of one linear whose weight is already on the backend, packed as EXL2 tensors with its fp16 bias. */
+    private Exl2Linear quantizeLinear(WeightSource weights, LinearSpec l, Tensor weight,
+            AdaptiveGptq.Preparation<Tensor> prep, QParams qp) throws IOException {
+        GptqResult r = AdaptiveGptq.quantize(backend, weight, prep, qp, null);
         float[] bias = weights.bias(l);
         short[] biasHalf = null;
         if (bias != null) {

@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -37,13 +38,16 @@ import org.exl2spark.quant.Exl2QuantizationConfig;
 
 /**
  * Pass 6, compile: streams the source's unquantized tensors (embeddings, norms; fp16) and the EXL2 fragments, in
- * module order, into {@code output[-NNNNN-of-NNNNN].safetensors} shards of {@code -ss} MB, writes config.json with
+ * module order, into {@code output[-NNNNN-of-NNNNN].safetensors} shards of {@code -ss} MB (one GPU-free task per
+ * shard, so no tensor passes through the driver), and from the driver writes the index, config.json with
  * {@code quantization_config}, copies the tokenizer and other small files, and last a manifest with checksums. All
  * of it goes to a hidden sibling folder renamed to the output directory at the very end, so the output directory
  * holds a complete model or nothing.
  */
 final class CompilePass {
     static final String MANIFEST = "exl2-spark-manifest.json";
+    /** Shards are output.safetensors or output-0000i-of-0000n.safetensors, as ExLlamaV2 names them. */
+    private static final String OUTPUT_BASE = "output";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private CompilePass() {
@@ -67,18 +71,32 @@ final class CompilePass {
                 + " files); choose an empty or new directory");
     }
 
-    static void run(JobDirectory job, ModelDirectory source, ModelArchitecture arch, double bpw, Path output,
-            long shardBytes, Exl2QuantizationConfig quantization, String jobFingerprint, org.apache.hadoop.conf.Configuration conf)
-            throws IOException {
+    /**
+     * Compiles target {@code bpw} into {@code output}: the driver plans the shards (from the fragments' headers) and
+     * writes the small files; one GPU-free task per shard streams its tensors into the staging folder.
+     */
+    static void run(Stages stages, JobContext ctx, JobDirectory job, ModelDirectory source, ModelArchitecture arch,
+            double bpw, Path output, long shardBytes, Exl2QuantizationConfig quantization, String jobFingerprint,
+            Configuration conf) throws IOException {
         FileSystem fs = Storage.outputFileSystem(output, conf);
         checkOutput(fs, output, jobFingerprint);
         Path staging = new Path(output.getParent(), "." + output.getName() + ".tmp-" + UUID.randomUUID());
         fs.mkdirs(staging);
         try {
-            writeTensors(job, source, arch, bpw, fs, staging, shardBytes, conf);
+            List<List<Tasks.ShardTensor>> shards = planShards(job, source, arch, bpw, shardBytes, conf);
+            List<Tasks.CompileShard> work = new ArrayList<>();
+            for (int i = 0; i < shards.size(); i++) {
+                work.add(new Tasks.CompileShard(staging.toString(),
+                        SafetensorsWriter.shardName(OUTPUT_BASE, i, shards.size()), shards.get(i)));
+            }
+            String label = JobDirectory.bitrateLabel(bpw);
+            List<Tasks.ShardReport> written = stages.runOnCpu("compile " + label, "compile " + label + " ("
+                    + work.size() + " shard" + (work.size() == 1 ? "" : "s") + ")", work, w -> writeShard(ctx, w));
+            SafetensorsWriter.writeIndex(fs, staging, OUTPUT_BASE, shards.stream()
+                    .map(s -> s.stream().map(Tasks.ShardTensor::spec).toList()).toList());
             writeConfig(source, fs, staging, quantization);
             copyOtherFiles(source, fs, staging);
-            writeManifest(fs, staging, jobFingerprint);
+            writeManifest(fs, staging, jobFingerprint, written);
             if (fs.exists(output)) {
                 fs.delete(output, true);
             }
@@ -91,42 +109,61 @@ final class CompilePass {
         }
     }
 
-    /** Where each output tensor comes from: the source model (converted to fp16) or a fragment file. */
-    private record Origin(Path fragment, String name) {
-    }
-
-    private static void writeTensors(JobDirectory job, ModelDirectory source, ModelArchitecture arch, double bpw,
-            FileSystem fs, Path staging, long shardBytes, org.apache.hadoop.conf.Configuration conf) throws IOException {
+    /** The output's tensors in module order, grouped into shards of at most {@code shardBytes} of tensor data. */
+    private static List<List<Tasks.ShardTensor>> planShards(JobDirectory job, ModelDirectory source,
+            ModelArchitecture arch, double bpw, long shardBytes, Configuration conf) throws IOException {
         List<TensorSpec> specs = new ArrayList<>();
-        Map<String, Origin> origins = new HashMap<>();
-        addSource(source, ModelArchitecture.EMBED, specs, origins);
+        Map<String, Path> fragmentOf = new HashMap<>();
+        addSource(source, ModelArchitecture.EMBED, specs);
         for (LayerSpec layer : arch.layers()) {
             for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
-                addSource(source, b.normName(), specs, origins);
+                addSource(source, b.normName(), specs);
                 for (LinearSpec l : b.linears()) {
-                    addFragment(job.fragment(bpw, l.key()), conf, specs, origins);
+                    addFragment(job.fragment(bpw, l.key()), conf, specs, fragmentOf);
                 }
             }
         }
-        addSource(source, ModelArchitecture.FINAL_NORM, specs, origins);
-        addFragment(job.fragment(bpw, arch.lmHead().key()), conf, specs, origins);
-        Map<Path, SafetensorsFile> open = new LinkedHashMap<>();
-        try {
-            SafetensorsWriter.writeSharded(fs, staging, "output", specs, shardBytes, Map.of(), (t, out) -> {
-                Origin o = origins.get(t.name());
-                if (o.fragment() == null) {
-                    copyAsHalf(source.shardOf(o.name()), source.tensor(o.name()), out);
+        addSource(source, ModelArchitecture.FINAL_NORM, specs);
+        addFragment(job.fragment(bpw, arch.lmHead().key()), conf, specs, fragmentOf);
+        List<List<Tasks.ShardTensor>> shards = new ArrayList<>();
+        for (List<TensorSpec> shard : SafetensorsWriter.planShards(specs, shardBytes)) {
+            shards.add(shard.stream().map(t -> new Tasks.ShardTensor(t.name(), t.dtype(), t.shape(),
+                    fragmentOf.containsKey(t.name()) ? fragmentOf.get(t.name()).toString() : null)).toList());
+        }
+        return shards;
+    }
+
+    /**
+     * Task: writes one shard, copying fragments' tensors and converting the source's to fp16; reports its length and
+     * sha256 (read back from where it landed).
+     */
+    static Tasks.ShardReport writeShard(JobContext ctx, Tasks.CompileShard w) throws IOException {
+        Configuration conf = ctx.hadoopConf();
+        Path target = new Path(w.staging(), w.file());
+        FileSystem fs = Storage.outputFileSystem(target, conf);
+        Map<String, Tasks.ShardTensor> byName = new HashMap<>();
+        List<TensorSpec> specs = new ArrayList<>();
+        for (Tasks.ShardTensor t : w.tensors()) {
+            byName.put(t.name(), t);
+            specs.add(t.spec());
+        }
+        Map<String, SafetensorsFile> open = new LinkedHashMap<>();
+        try (ModelDirectory source = ModelDirectory.open(ctx.modelUri(), conf)) {
+            SafetensorsWriter.writeFile(fs, target, specs, Map.of(), (t, out) -> {
+                String fragment = byName.get(t.name()).fragment();
+                if (fragment == null) {
+                    copyAsHalf(source.shardOf(t.name()), source.tensor(t.name()), out);
                 } else {
-                    SafetensorsFile f = open.get(o.fragment());
+                    SafetensorsFile f = open.get(fragment);
                     if (f == null) {
                         for (SafetensorsFile done : open.values()) {
                             done.close();
                         }
                         open.clear();
-                        f = SafetensorsFile.open(o.fragment(), conf);
-                        open.put(o.fragment(), f);
+                        f = SafetensorsFile.open(new Path(fragment), conf);
+                        open.put(fragment, f);
                     }
-                    copy(f, f.tensor(o.name()), out);
+                    copy(f, f.tensor(t.name()), out);
                 }
             });
         } finally {
@@ -134,21 +171,19 @@ final class CompilePass {
                 f.close();
             }
         }
+        return new Tasks.ShardReport(w.file(), fs.getFileStatus(target).getLen(), sha256(fs, target));
     }
 
-    private static void addSource(ModelDirectory source, String name, List<TensorSpec> specs, Map<String, Origin> origins)
-            throws IOException {
-        TensorInfo t = source.tensor(name);
-        specs.add(new TensorSpec(name, DType.F16, t.shape()));
-        origins.put(name, new Origin(null, name));
+    private static void addSource(ModelDirectory source, String name, List<TensorSpec> specs) throws IOException {
+        specs.add(new TensorSpec(name, DType.F16, source.tensor(name).shape()));
     }
 
-    private static void addFragment(Path fragment, org.apache.hadoop.conf.Configuration conf, List<TensorSpec> specs,
-            Map<String, Origin> origins) throws IOException {
+    private static void addFragment(Path fragment, Configuration conf, List<TensorSpec> specs,
+            Map<String, Path> fragmentOf) throws IOException {
         try (SafetensorsFile f = SafetensorsFile.open(fragment, conf)) {
             for (TensorInfo t : f.tensors().values()) {
                 specs.add(new TensorSpec(t.name(), t.dtype(), t.shape()));
-                origins.put(t.name(), new Origin(fragment, t.name()));
+                fragmentOf.put(t.name(), fragment);
             }
         }
     }
@@ -203,16 +238,23 @@ final class CompilePass {
         }
     }
 
-    private static void writeManifest(FileSystem fs, Path staging, String jobFingerprint) throws IOException {
+    /** Lists every file with its length and sha256: the shards' as their tasks reported them, the rest read here. */
+    private static void writeManifest(FileSystem fs, Path staging, String jobFingerprint,
+            List<Tasks.ShardReport> shards) throws IOException {
+        Map<String, String> reported = new HashMap<>();
+        for (Tasks.ShardReport r : shards) {
+            reported.put(r.file(), r.sha256());
+        }
         ObjectNode manifest = JSON.createObjectNode();
         manifest.put("job", jobFingerprint);
         ObjectNode files = manifest.putObject("files");
         List<FileStatus> entries = new ArrayList<>(List.of(fs.listStatus(staging)));
         entries.sort((a, b) -> a.getPath().getName().compareTo(b.getPath().getName()));
         for (FileStatus s : entries) {
-            ObjectNode f = files.putObject(s.getPath().getName());
+            String name = s.getPath().getName();
+            ObjectNode f = files.putObject(name);
             f.put("bytes", s.getLen());
-            f.put("sha256", sha256(fs, s.getPath()));
+            f.put("sha256", reported.containsKey(name) ? reported.get(name) : sha256(fs, s.getPath()));
         }
         SafetensorsWriter.writeSmallFile(fs, new Path(staging, MANIFEST),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));

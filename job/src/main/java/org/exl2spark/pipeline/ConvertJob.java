@@ -6,26 +6,28 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.security.MessageDigest;
 import java.util.HexFormat;
-import java.util.Locale;
+import java.util.List;
+import java.util.concurrent.CompletionService;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorCompletionService;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.exl2spark.calib.Calibration;
-import org.exl2spark.calib.TokenRows;
-import org.exl2spark.calib.Tokenizer;
 import org.exl2spark.io.ModelDirectory;
 import org.exl2spark.io.ModelFormatException;
 import org.exl2spark.io.Storage;
 import org.exl2spark.model.ModelArchitecture;
-import org.exl2spark.pipeline.JobDirectory.CalibrationSet;
 import org.exl2spark.quant.Candidates;
 import org.exl2spark.quant.Exl2QuantizationConfig;
 import org.exl2spark.quant.Measurement;
 
 /**
  * A whole conversion, driven from the Spark driver: checks everything that can be checked cheaply first, then runs
- * the passes in order (calibrate, reference forward, measure, and per target optimize, quantize, compile), each
- * skipping what the job directory already holds. Nothing large passes through the driver.
+ * the passes in order (calibrate, reference forward, measure, and per target optimize, quantize, compile: the targets
+ * in parallel), each skipping what the job directory already holds. Nothing large passes through the driver.
  */
 public final class ConvertJob {
     /** Version written into quantization_config. */
@@ -75,7 +77,11 @@ public final class ConvertJob {
                     o.rowsPerPartition());
             Stages stages = new Stages(jsc, log);
             // calibration first: a too-short calibration file is reported before every weight is read
-            int[] rows = calibrate(job, model, arch);
+            int[] rows = CalibratePass.run(stages, ctx, job, o.calibration() == null
+                    ? new Tasks.CalibrationWork(null, arch.vocabSize(), Calibration.DEFAULT_QUANT_ROWS,
+                            calibrationLength(arch), Calibration.DEFAULT_MEASURE_ROWS, measureLength(arch))
+                    : new Tasks.CalibrationWork(o.calibration(), arch.vocabSize(), o.rows(), calibrationLength(arch),
+                            o.measureRows(), measureLength(arch)), log);
             if (!job.exists(job.validated())) {
                 ValidatePass.checkFinite(stages, ctx, model, log);
                 job.write(job.validated(), new byte[0]);
@@ -97,17 +103,76 @@ public final class ConvertJob {
             for (double bpw : o.targets()) {
                 OptimizePass.budget(arch, m, bpw);
             }
-            for (double bpw : o.targets()) {
-                OptimizePass.run(job, arch, m, bpw, log);
+            Measurement measurement = m;
+            forEachTarget(jsc, bpw -> {
+                OptimizePass.run(job, arch, measurement, bpw, log);
                 QuantizePass.run(stages, ctx, job, arch, bpw, rows[1], o.headBits(), log);
                 Exl2QuantizationConfig q = new Exl2QuantizationConfig(VERSION, bpw, o.headBits(),
                         new Exl2QuantizationConfig.Calibration(rows[1], calibrationLength(arch),
                                 o.calibration() == null ? Exl2QuantizationConfig.DEFAULT_DATASET
                                         : Storage.path(o.calibration()).getName()));
-                CompilePass.run(job, model, arch, bpw, output(bpw), (long) o.shardSizeMb() * 1024 * 1024, q,
-                        jobId(jobId, bpw), conf);
+                CompilePass.run(stages, ctx, job, model, arch, bpw, output(bpw), (long) o.shardSizeMb() * 1024 * 1024,
+                        q, jobId(jobId, bpw), conf);
                 log.println(JobDirectory.bitrateLabel(bpw) + ": model written to " + output(bpw));
+            });
+        }
+    }
+
+    /** What one target bitrate runs after the measurement: optimize, quantize, compile. */
+    private interface TargetPipeline {
+        void run(double bpw) throws IOException;
+    }
+
+    /**
+     * Runs each target's pipeline, all at once, each from its own driver thread: the quantization pass is a chain of
+     * small stages (one task per block), so one target alone leaves most executors idle, and the targets' stages
+     * fill them. Targets are independent (own strategy, states, fragments, output), so the bytes are those of one
+     * target at a time. The first failure cancels the other targets' Spark jobs and is rethrown as it was thrown
+     * (their cancellations are not what went wrong).
+     */
+    private void forEachTarget(JavaSparkContext jsc, TargetPipeline pipeline) throws IOException {
+        List<Double> targets = o.targets();
+        if (targets.size() == 1) {
+            pipeline.run(targets.get(0));
+            return;
+        }
+        ExecutorService threads = Executors.newFixedThreadPool(targets.size(), r -> {
+            Thread t = new Thread(r, "exl2-target");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            CompletionService<Void> running = new ExecutorCompletionService<>(threads);
+            for (double bpw : targets) {
+                running.submit(() -> {
+                    pipeline.run(bpw);
+                    return null;
+                });
             }
+            Throwable first = null;
+            for (int finished = 0; finished < targets.size(); finished++) {
+                try {
+                    running.take().get();
+                } catch (ExecutionException e) {
+                    if (first == null) {
+                        first = e.getCause();
+                        jsc.sc().cancelAllJobs();
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    jsc.sc().cancelAllJobs();
+                    throw new IOException("interrupted while converting " + targets, e);
+                }
+            }
+            if (first instanceof IOException io) {
+                throw io;
+            } else if (first instanceof RuntimeException re) {
+                throw re;
+            } else if (first instanceof Error err) {
+                throw err;
+            }
+        } finally {
+            threads.shutdownNow();
         }
     }
 
@@ -197,32 +262,6 @@ public final class ConvertJob {
 
     private static String jobId(String job, double bpw) {
         return job + "/" + JobDirectory.bitrateLabel(bpw);
-    }
-
-    /** Tokenizes the calibration data once; returns {measurement rows, quantization rows}. */
-    private int[] calibrate(JobDirectory job, ModelDirectory model, ModelArchitecture arch) throws IOException {
-        Path measure = job.calibration(CalibrationSet.MEASURE);
-        Path quant = job.calibration(CalibrationSet.QUANTIZE);
-        if (!job.exists(measure) || !job.exists(quant)) {
-            try (Tokenizer tokenizer = Tokenizer.open(model.path().toString(), conf)) {
-                TokenRows q;
-                TokenRows m;
-                if (o.calibration() == null) {
-                    q = Calibration.defaultRows(tokenizer, arch.vocabSize(), Calibration.DEFAULT_QUANT_ROWS,
-                            calibrationLength(arch));
-                    m = Calibration.defaultRows(tokenizer, arch.vocabSize(), Calibration.DEFAULT_MEASURE_ROWS,
-                            measureLength(arch));
-                } else {
-                    q = Calibration.fromFile(o.calibration(), conf, tokenizer, o.rows(), calibrationLength(arch));
-                    m = Calibration.fromFile(o.calibration(), conf, tokenizer, o.measureRows(), measureLength(arch));
-                }
-                CalibrationRows.write(job, measure, m);
-                CalibrationRows.write(job, quant, q);
-                log.printf(Locale.ROOT, "calibration: %d × %d tokens to measure, %d × %d to quantize%n", m.rows(),
-                        m.length(), q.rows(), q.length());
-            }
-        }
-        return new int[] {CalibrationRows.read(measure, conf).rows(), CalibrationRows.read(quant, conf).rows()};
     }
 
     static String sha256(byte[] bytes) {

@@ -5,6 +5,7 @@ import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Optional;
 import java.util.Locale;
 import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
@@ -18,6 +19,8 @@ import org.exl2spark.model.Transformer;
 import org.exl2spark.model.Transformer.BlockWeights;
 import org.exl2spark.model.WeightSource;
 import org.exl2spark.pipeline.JobDirectory.CalibrationSet;
+import org.exl2spark.plan.MemoryPlanner;
+import org.exl2spark.plan.TaskPlan;
 import org.exl2spark.quant.BlockCandidate;
 import org.exl2spark.quant.Measurement;
 
@@ -89,7 +92,15 @@ final class MeasurePass {
                     input = runner.forward(input, attention, LinearInputObserver.NONE);
                 }
             }
-            List<BlockCandidate> candidates = new BlockMeasurement(runner).measure(weights, block, input);
+            int slots = Integer.MAX_VALUE;
+            Optional<MemoryPlanner> planner = TaskPlans.planner(backend, arch);
+            if (planner.isPresent()) {
+                TaskPlan plan = TaskPlans.logged(planner.get().measureBlock(block, BlockMeasurement.table(block),
+                        input.rows(), input.tokens()));
+                runner = new BlockRunner(t, plan.rowChunk());
+                slots = plan.dequantSlots();
+            }
+            List<BlockCandidate> candidates = new BlockMeasurement(runner).measure(weights, block, input, slots);
             job.write(job.measurementRecord(block), Measurement.blockJson(block, candidates));
             double best = candidates.stream().mapToDouble(BlockCandidate::accuracy).max().orElse(0);
             return new Tasks.MeasureReport(w.toString(), best, (System.nanoTime() - start) / 1e9);

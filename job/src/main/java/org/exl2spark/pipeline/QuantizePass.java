@@ -163,9 +163,31 @@ final class QuantizePass {
         BlockSpec block = w.block(arch);
         try (Backend backend = TaskResources.backend()) {
             Transformer t = new Transformer(arch, backend);
-            BlockQuantization q = new BlockQuantization(new BlockRunner(t, ctx.rowsPerChunk()));
-            Map<String, Exl2Linear> linears = q.quantize(weights, block, strategy(job, bpw, block),
-                    inputs(t, weights, job, bpw, block, Tasks.Partition.of(rows, ctx.rowsPerPartition()), conf));
+            Iterator<HiddenStates> parts = inputs(t, weights, job, bpw, block,
+                    Tasks.Partition.of(rows, ctx.rowsPerPartition()), conf).iterator();
+            // the first partition tells the row length the plan needs; it is then consumed like the others
+            HiddenStates first = parts.next();
+            int chunk = TaskPlans.planner(backend, arch).map(p -> TaskPlans.logged(p.quantizeBlock(block, rows,
+                    first.tokens())).rowChunk()).orElse(ctx.rowsPerChunk());
+            Iterable<HiddenStates> all = () -> new Iterator<>() {
+                private boolean firstGiven;
+
+                @Override
+                public boolean hasNext() {
+                    return !firstGiven || parts.hasNext();
+                }
+
+                @Override
+                public HiddenStates next() {
+                    if (!firstGiven) {
+                        firstGiven = true;
+                        return first;
+                    }
+                    return parts.next();
+                }
+            };
+            BlockQuantization q = new BlockQuantization(new BlockRunner(t, chunk));
+            Map<String, Exl2Linear> linears = q.quantize(weights, block, strategy(job, bpw, block), all);
             for (Map.Entry<String, Exl2Linear> e : linears.entrySet()) {
                 writeFragment(job, bpw, e.getKey(), e.getValue());
             }
@@ -182,8 +204,10 @@ final class QuantizePass {
         BlockSpec block = new Tasks.BlockWork(w.layer(), kind).block(arch);
         try (Backend backend = TaskResources.backend()) {
             Transformer t = new Transformer(arch, backend);
-            BlockRunner runner = new BlockRunner(t, ctx.rowsPerChunk());
             HiddenStates in = readInput(t, weights, job, bpw, block, w.partition(), conf);
+            int chunk = TaskPlans.planner(backend, arch).map(p -> TaskPlans.logged(p.forwardPartition(block,
+                    in.rows(), in.tokens())).rowChunk()).orElse(ctx.rowsPerChunk());
+            BlockRunner runner = new BlockRunner(t, chunk);
             HiddenStates quantized;
             try (BlockWeights q = t.loadBlock(new FragmentWeights(weights, job, bpw, conf), block)) {
                 quantized = runner.forward(in, q, LinearInputObserver.NONE);

@@ -5,16 +5,20 @@ import java.io.UncheckedIOException;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.concurrent.ConcurrentHashMap;
+import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.CudaBackend;
 import org.exl2spark.kernels.CudaRuntime;
 import org.exl2spark.kernels.CudaStatus;
+import org.exl2spark.kernels.DeviceMemory;
+import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
 import org.exl2spark.model.CheckpointWeights;
 import org.exl2spark.model.WeightSource;
 import org.exl2spark.io.ModelDirectory;
+import org.exl2spark.plan.ByteSize;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,6 +27,8 @@ import org.slf4j.LoggerFactory;
  * reads are positioned and thread-safe) and a compute backend for the task.
  */
 final class TaskResources {
+    /** The Spark setting of a task's device-memory budget (DESIGN.md's exl2.gpu.memoryBudget). */
+    static final String MEMORY_BUDGET = "spark.exl2.gpu.memoryBudget";
     private static final Logger LOG = LoggerFactory.getLogger(TaskResources.class);
     private static final Map<String, WeightSource> MODELS = new ConcurrentHashMap<>();
 
@@ -73,7 +79,9 @@ final class TaskResources {
         // models' smallest block errors have not been checked against
         CudaBackend gpu;
         try {
-            gpu = CudaBackend.open(device.getAsInt(), Precision.TF32X3);
+            GpuContext context = GpuContext.forDevice(device.getAsInt());
+            gpu = new CudaBackend(context, memoryBudget().orElseGet(() -> DeviceMemory.defaultBudget(context)),
+                    Precision.TF32X3);
         } catch (IllegalStateException e) {
             // e.g. a kernels jar built without nvcc: no kernel images to load
             Backend cpu = cpuBackend();
@@ -83,6 +91,18 @@ final class TaskResources {
         }
         LOG.info("{}: backend {}", task, gpu.describe());
         return gpu;
+    }
+
+    /**
+     * The device memory a task may use, {@code spark.exl2.gpu.memoryBudget} (e.g. 24g), if the job sets it; otherwise
+     * the device's free memory less {@link DeviceMemory#DEFAULT_RESERVE}. The memory planner sizes the tasks to it.
+     */
+    static java.util.OptionalLong memoryBudget() {
+        SparkEnv env = SparkEnv.get();
+        if (env == null || !env.conf().contains(MEMORY_BUDGET)) {
+            return java.util.OptionalLong.empty();
+        }
+        return java.util.OptionalLong.of(ByteSize.parse(env.conf().get(MEMORY_BUDGET), MEMORY_BUDGET));
     }
 
     /**

@@ -3,6 +3,8 @@ package org.exl2spark.pipeline;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import org.exl2spark.io.DType;
+import org.exl2spark.io.TensorSpec;
 import org.exl2spark.model.BlockSpec;
 import org.exl2spark.model.ModelArchitecture;
 
@@ -25,6 +27,10 @@ public final class Tasks {
 
     /** A forward of one layer or block over one partition. */
     public record PartitionWork(int layer, Partition partition) implements Serializable {
+        @Override
+        public String toString() {
+            return "layer " + layer + " rows " + partition.firstRow() + ".." + (partition.firstRow() + partition.rows() - 1);
+        }
     }
 
     /** One block of one layer: the unit of measurement and of quantization. */
@@ -48,7 +54,48 @@ public final class Tasks {
     public record MeasureReport(String block, double bestAccuracy, double seconds) implements Serializable {
     }
 
+    /** A tensor of an output shard and where its bytes are: an EXL2 fragment file, or (null) the source model. */
+    public record ShardTensor(String name, DType dtype, long[] shape, String fragment) implements Serializable {
+        public TensorSpec spec() {
+            return new TensorSpec(name, dtype, shape);
+        }
+    }
+
+    /** One output shard, written as {@code file} into the output's staging folder. */
+    public record CompileShard(String staging, String file, List<ShardTensor> tensors) implements Serializable {
+        public CompileShard {
+            tensors = new ArrayList<>(tensors);
+        }
+
+        @Override
+        public String toString() {
+            return file + " (" + tensors.size() + " tensors)";
+        }
+    }
+
+    /** What a compile task reports: the shard it wrote, its length and its sha256 (for the manifest). */
+    public record ShardReport(String file, long bytes, String sha256) implements Serializable {
+    }
+
+    /**
+     * What to tokenize: {@code dataset} ({@code -c}; null for the built-in set) into {@code rows} × {@code length}
+     * quantization rows and {@code measureRows} × {@code measureLength} measurement rows.
+     */
+    public record CalibrationWork(String dataset, int vocabSize, int rows, int length, int measureRows,
+            int measureLength) implements Serializable {
+        @Override
+        public String toString() {
+            return dataset == null ? "the built-in calibration set" : dataset;
+        }
+    }
+
+    /** The shapes of the token rows a calibration task wrote. */
+    public record CalibrationReport(int measureRows, int measureLength, int quantRows, int quantLength)
+            implements Serializable {
+    }
+
     /** Every class above, for Kryo registration. */
     public static final List<Class<?>> PAYLOADS = List.of(Partition.class, PartitionWork.class, BlockWork.class,
-            ForwardReport.class, MeasureReport.class, BlockSpec.Kind.class);
+            ForwardReport.class, MeasureReport.class, BlockSpec.Kind.class, ShardTensor.class, CompileShard.class,
+            ShardReport.class, DType.class, CalibrationWork.class, CalibrationReport.class);
 }

@@ -34,8 +34,8 @@ final class ValidatePass {
 
     static void checkFinite(Stages stages, JobContext ctx, ModelDirectory model, PrintStream log) throws IOException {
         List<String> shards = new ArrayList<>(model.shards().keySet());
-        List<String> problems = stages.run("validate", "check weights are finite (" + shards.size() + " shards)", shards,
-                shard -> firstNonFinite(ctx, shard));
+        List<String> problems = stages.runOnCpu("validate", "check weights are finite (" + shards.size() + " shards)",
+                shards, shard -> firstNonFinite(ctx, shard));
         for (String p : problems) {
             if (!p.isEmpty()) {
                 throw new ModelFormatException(p);

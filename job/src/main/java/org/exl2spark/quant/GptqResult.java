@@ -4,10 +4,9 @@ import java.util.List;
 
 /**
  * A linear quantized by GPTQ, in EXL2's terms: act-order permutation, groups (bits, rows, scale codes, fp16 max
- * scale) and one code per (permuted row, output column). {@link #dequantized()} is the fp16-exact weight the codes
- * decode to, in the logical [in_features × out_features] layout (EXL2-SPEC A.5–A.7).
+ * scale) and one code per (permuted row, output column) (EXL2-SPEC A.5–A.7).
  */
-public record GptqResult(int rows, int columns, int[] perm, List<QuantGroup> groups, byte[][] codes, float[] dequantized) {
+public record GptqResult(int rows, int columns, int[] perm, List<QuantGroup> groups, byte[][] codes) {
 
     /**
      * One group of permuted rows [firstRow, firstRow + rows): its bit width, the stored 4-bit scale code

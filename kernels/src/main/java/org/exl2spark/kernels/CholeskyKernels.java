@@ -31,7 +31,10 @@ public final class CholeskyKernels {
     /**
      * Overwrites a symmetric positive definite {@code h} with U, the upper Cholesky factor of its inverse
      * ({@code h⁻¹ = Uᵀ·U}, strict lower triangle zeroed), as GPTQ needs. Returns false if h is not positive
-     * definite or U is not finite (h is then undefined). Temporaries come from {@code scratch}.
+     * definite, leaving h's strict lower triangle as it was (h symmetric), so a caller can rebuild h and damp it
+     * more; throws
+     * {@link ArithmeticException} if the factorization succeeded but U is not finite (fp32 overflow), h then being
+     * undefined. Temporaries come from {@code scratch}.
      *
      * <p>With J the exchange matrix, the Cholesky factor of J·h·J = Rᵀ·R gives h = Ũ·Ũᵀ with Ũ = J·Rᵀ·J upper, so
      * h⁻¹ = Ũ⁻ᵀ·Ũ⁻¹ and U = Ũ⁻¹ = J·R⁻ᵀ·J: one Cholesky and one triangular inverse, no explicit h⁻¹.
@@ -45,13 +48,21 @@ public final class CholeskyKernels {
         try {
             dense.reverseSquare(h, false, null);
             if (factor(h, status) != 0) {
+                // the factorization wrote only the upper triangle of J·h·J, whose lower triangle is h's upper one
+                // reflected: reversing again and transposing puts the untouched values back in h's lower triangle
+                dense.reverseSquare(h, false, null);
+                dense.transposeSquare(h);
                 return false;
             }
             invertUpper(h, scratch);
             dense.transposeSquare(h);
             status.zero();
             dense.reverseSquare(h, true, status);
-            return readStatus(status) == 0;
+            if (readStatus(status) != 0) {
+                throw new ArithmeticException("the inverse Cholesky factor of a " + n + "×" + n
+                        + " matrix is not finite (fp32 overflow; the matrix is too ill-conditioned)");
+            }
+            return true;
         } finally {
             scratch.free(status);
         }

@@ -15,11 +15,14 @@ public final class DenseKernels {
     private static final GpuContext.KernelRef TRANSPOSE = new GpuContext.KernelRef(FAMILY, "transpose_square");
     private static final GpuContext.KernelRef REVERSE = new GpuContext.KernelRef(FAMILY, "reverse_square");
     private static final GpuContext.KernelRef ADD_DIAGONAL = new GpuContext.KernelRef(FAMILY, "add_diagonal");
+    private static final GpuContext.KernelRef GATHER_TRANSPOSED = new GpuContext.KernelRef(FAMILY, "gather_transposed");
     private static final GpuContext.KernelRef GEMV_F64 = new GpuContext.KernelRef(FAMILY, "gemv_f64");
 
     private static final int TILE = 128;      // GEMM output tile, both ways
     private static final int COPY_TILE = 32;  // tiles of the in-place copies
     private static final int COPY_ROWS = 8;
+    /** CUDA's limit on a grid's y dimension. */
+    private static final long MAX_GRID_Y = 65535;
 
     // option bits of dense.cu
     private static final int TRI_A = 1;
@@ -91,12 +94,41 @@ public final class DenseKernels {
         gemm(x, true, x, gram, 1f, 1f, EnumSet.of(GemmOption.C_UPPER_ONLY));
     }
 
-    /** Square matrix: lower triangle := upper triangle mirrored, and every element times {@code scale}. */
-    public void symmetrize(DeviceMatrix h, float scale) {
+    /**
+     * Square matrix: lower triangle := upper triangle mirrored, and every element divided by {@code divisor} (a
+     * division, as the CPU twin {@code CpuBackend.finishHessian} does, so both round alike).
+     */
+    public void symmetrize(DeviceMatrix h, float divisor) {
         long n = square(h, "symmetrize");
         long tiles = ceilDiv(n, COPY_TILE);
         context.launch(SYMMETRIZE, tiles, tiles, COPY_TILE, COPY_ROWS, 0,
-                new KernelArgs().matrix(h).i64(n).i64(h.ld()).f32(scale));
+                new KernelArgs().matrix(h).i64(n).i64(h.ld()).f32(divisor));
+    }
+
+    /**
+     * {@code dst[i][j] = src[rowIndex[j]][colIndex[i]]}, a null index meaning the identity (int indices on the
+     * device, one per dst column / row). CPU twin: {@code CpuBackend.gatherTransposed}.
+     */
+    public void gatherTransposed(DeviceMatrix src, DeviceBuffer rowIndex, DeviceBuffer colIndex, DeviceMatrix dst) {
+        long outRows = dst.rows();
+        long outCols = dst.cols();
+        if ((rowIndex == null && outCols != src.rows()) || (colIndex == null && outRows != src.cols())) {
+            throw new IllegalArgumentException("gatherTransposed: dst " + outRows + "×" + outCols + " from src "
+                    + src.rows() + "×" + src.cols());
+        }
+        if (rowIndex != null) {
+            rowIndex.checkRange(0, 4L * outCols);
+        }
+        if (colIndex != null) {
+            colIndex.checkRange(0, 4L * outRows);
+        }
+        if (ceilDiv(outRows, COPY_TILE) > MAX_GRID_Y) {
+            throw new IllegalArgumentException("gatherTransposed: " + outRows + " rows exceed the grid's height");
+        }
+        context.launch(GATHER_TRANSPOSED, ceilDiv(outCols, COPY_TILE), ceilDiv(outRows, COPY_TILE), COPY_TILE,
+                COPY_ROWS, 0, new KernelArgs().matrix(src).i64(src.ld()).matrix(dst).i64(dst.ld()).i64(outRows)
+                        .i64(outCols).address(rowIndex == null ? 0 : rowIndex.address())
+                        .address(colIndex == null ? 0 : colIndex.address()));
     }
 
     /** In-place transpose of a square matrix. */

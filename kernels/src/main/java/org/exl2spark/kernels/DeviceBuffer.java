@@ -3,6 +3,8 @@ package org.exl2spark.kernels;
 import java.nio.ByteBuffer;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUDA_MEMCPY2D;
+import jcuda.driver.CUmemorytype;
 import jcuda.driver.JCudaDriver;
 
 /**
@@ -70,6 +72,48 @@ public final class DeviceBuffer {
 
     public void copyToHost(long srcByte, byte[] dst, int dstOffset, int count) {
         toHost(Pointer.to(dst).withByteOffset(checkHost(dst.length, dstOffset, count)), srcByte, count);
+    }
+
+    /**
+     * Copies {@code count} floats that lie {@code strideElements} apart, starting at float {@code srcElement}, into
+     * {@code dst} in one 2-D copy (e.g. a matrix diagonal: stride ld + 1).
+     */
+    public void copyStridedToHost(long srcElement, long strideElements, float[] dst, int count) {
+        if (count == 0) {
+            return;
+        }
+        checkRange(4L * srcElement, 4L * ((count - 1) * strideElements + 1));
+        checkHost(dst.length, 0, count);
+        CUDA_MEMCPY2D copy = new CUDA_MEMCPY2D();
+        copy.srcMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
+        copy.srcDevice = pointer.withByteOffset(4L * srcElement);
+        copy.srcPitch = 4L * strideElements;
+        copy.dstMemoryType = CUmemorytype.CU_MEMORYTYPE_HOST;
+        copy.dstHost = Pointer.to(dst);
+        copy.dstPitch = 4;
+        copy.WidthInBytes = 4;
+        copy.Height = count;
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemcpy2D(copy);
+    }
+
+    /** Writes {@code src}'s floats {@code strideElements} apart from float {@code dstElement} on, in one 2-D copy. */
+    public void copyStridedFromHost(float[] src, long dstElement, long strideElements) {
+        if (src.length == 0) {
+            return;
+        }
+        checkRange(4L * dstElement, 4L * ((src.length - 1) * strideElements + 1));
+        CUDA_MEMCPY2D copy = new CUDA_MEMCPY2D();
+        copy.srcMemoryType = CUmemorytype.CU_MEMORYTYPE_HOST;
+        copy.srcHost = Pointer.to(src);
+        copy.srcPitch = 4;
+        copy.dstMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
+        copy.dstDevice = pointer.withByteOffset(4L * dstElement);
+        copy.dstPitch = 4L * strideElements;
+        copy.WidthInBytes = 4;
+        copy.Height = src.length;
+        owner.context().makeCurrent();
+        JCudaDriver.cuMemcpy2D(copy);
     }
 
     public void copyToHost(long srcElement, double[] dst, int dstOffset, int count) {

@@ -18,6 +18,11 @@ public final class GptqKernels {
     private static final GpuContext.KernelRef PICK_SCALE = new GpuContext.KernelRef(FAMILY, "gptq_pick_scale");
     private static final GpuContext.KernelRef QUANTIZE = new GpuContext.KernelRef(FAMILY, "gptq_quantize_group");
     private static final int ERR_THREADS = 256;
+    /**
+     * One thread per column walks the group's rows in order; small blocks keep every SM busy when a weight has few
+     * output columns (8192 columns are 256 blocks of 32, not 64 blocks of 128).
+     */
+    private static final int QUANTIZE_THREADS = 32;
     private static final int ERR_ITEMS = 8;
 
     private final GpuContext context;
@@ -92,6 +97,15 @@ public final class GptqKernels {
             return errors;
         }
 
+        /** Host copy of what the stored format needs from the last search: scale codes and q_scale_max. */
+        public GroupScales readScaleCodes() {
+            byte[] c = new byte[Math.toIntExact(cols)];
+            codes.copyToHost(0, c, 0, c.length);
+            short[] m = {0};
+            maxHalf.copyToHost(0, m, 0, 1);
+            return new GroupScales(null, c, m[0], null);
+        }
+
         /** Host copy of the last search's results. */
         public GroupScales read() {
             float[] s = new float[Math.toIntExact(cols)];
@@ -113,7 +127,10 @@ public final class GptqKernels {
         }
     }
 
-    /** One group's scales on the host: per column the scale used and its code, q_scale_max as fp16 bits, grid errors. */
+    /**
+     * One group's scales on the host: per column the scale used and its code, q_scale_max as fp16 bits, grid errors
+     * (scale and grid errors null when only the stored part was read).
+     */
     public record GroupScales(float[] scale, byte[] codes, short maxHalf, double[] gridErrors) {
     }
 
@@ -155,7 +172,8 @@ public final class GptqKernels {
         if (err.rows() < b - a || err.cols() != cols || !err.contiguous()) {
             throw new IllegalArgumentException("err must be a dense matrix of ≥ " + (b - a) + " rows × " + cols);
         }
-        context.launch(QUANTIZE, DenseKernels.ceilDiv(cols, 128), 1, 128, 1, 0, new KernelArgs().matrix(w)
+        context.launch(QUANTIZE, DenseKernels.ceilDiv(cols, QUANTIZE_THREADS), 1, QUANTIZE_THREADS, 1, 0,
+                new KernelArgs().matrix(w)
                 .i64(w.rows()).i64(cols).matrix(u).i64(a).i64(b).i32(bits).buffer(scale).buffer(codes).matrix(dequant)
                 .matrix(err));
     }

@@ -4,10 +4,19 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
+import org.exl2spark.backend.CpuBackend;
+import org.exl2spark.backend.Tensor;
 import org.exl2spark.io.Half;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 
 class AdaptiveGptqTest {
+    private static final CpuBackend CPU = new CpuBackend(2);
+
+    @AfterAll
+    static void closeBackend() {
+        CPU.close();
+    }
 
     /** Correlated activations with a few dominant input channels, like real LLM activations. */
     static float[] activations(SplittableRandom rng, int tokens, int in) {
@@ -33,6 +42,42 @@ class AdaptiveGptqTest {
         return w;
     }
 
+    /** The finished Hessian of activations x [tokens × in] as the pipeline builds it, in two batches. */
+    static Tensor hessian(CpuBackend backend, float[] x, int tokens, int in) {
+        Tensor gram = backend.zeros(in, in);
+        int half = tokens / 2;
+        backend.accumulateGram(backend.upload(java.util.Arrays.copyOfRange(x, 0, half * in), half, in), gram);
+        backend.accumulateGram(backend.upload(java.util.Arrays.copyOfRange(x, half * in, tokens * in), tokens - half,
+                in), gram);
+        backend.finishHessian(gram, tokens);
+        return gram;
+    }
+
+    /** The identity matrix: GPTQ with it is plain round-to-nearest with the same scale search. */
+    static Tensor identity(CpuBackend backend, int n) {
+        Tensor h = backend.zeros(n, n);
+        backend.addDiagonal(h, 1f);
+        return h;
+    }
+
+    /** GPTQ's result with its dequantized weight in the logical [in × out] layout. */
+    record Quantized(GptqResult result, float[] dequantInOut) {
+    }
+
+    static Quantized quantize(CpuBackend backend, float[] whf, int out, int in, AdaptiveGptq.Preparation<Tensor> prep,
+            QParams qp) {
+        Tensor dq = backend.zeros(out, in);
+        GptqResult r = AdaptiveGptq.quantize(backend, backend.upload(whf.clone(), out, in), prep, qp, dq);
+        float[] hf = backend.download(dq);
+        float[] inOut = new float[in * out];
+        for (int j = 0; j < in; j++) {
+            for (int n = 0; n < out; n++) {
+                inOut[j * out + n] = hf[n * in + j];
+            }
+        }
+        return new Quantized(r, inOut);
+    }
+
     /** Σ over tokens and outputs of (x·(W − Q)ᵀ)²: the output error GPTQ minimises. */
     static double outputError(float[] x, int tokens, int in, float[] whf, float[] dqInOut, int out) {
         double total = 0;
@@ -56,27 +101,24 @@ class AdaptiveGptqTest {
         int tokens = 512;
         float[] x = activations(rng, tokens, in);
         float[] w = weight(rng, out, in);
-        Hessian h = new Hessian(in);
-        h.addBatch(x, 0, tokens / 2);
-        h.addBatch(x, (tokens / 2) * in, tokens / 2);
-        AdaptiveGptq.Preparation prep = AdaptiveGptq.prepare(h.toMatrix(), in, "test");
-        // identity Hessian = plain round-to-nearest with the same scale search
-        AdaptiveGptq.Preparation rtn = AdaptiveGptq.prepare(new Hessian(in).toMatrix(), in, "rtn");
+        AdaptiveGptq.Preparation<Tensor> prep = AdaptiveGptq.prepare(CPU, hessian(CPU, x, tokens, in), "test");
+        AdaptiveGptq.Preparation<Tensor> rtn = AdaptiveGptq.prepare(CPU, identity(CPU, in), "rtn");
         for (QParams qp : new QParams[] {QParams.of(64, new int[] {4}, new double[] {1}),
                 QParams.of(32, new int[] {5, 3}, new double[] {0.1, 0.9}),
                 new QParams(new int[] {32, 64, 64}, new int[] {6, 3, 2}, new double[] {.05, .2, .75}, 4)}) {
-            GptqResult r = AdaptiveGptq.quantize(w, out, in, prep, qp);
+            Quantized r = quantize(CPU, w, out, in, prep, qp);
             checkDecodes(r);
             checkPacksLosslessly(r);
-            GptqResult plain = AdaptiveGptq.quantize(w, out, in, rtn, qp);
-            double eg = outputError(x, tokens, in, w, r.dequantized(), out);
-            double er = outputError(x, tokens, in, w, plain.dequantized(), out);
+            Quantized plain = quantize(CPU, w, out, in, rtn, qp);
+            double eg = outputError(x, tokens, in, w, r.dequantInOut(), out);
+            double er = outputError(x, tokens, in, w, plain.dequantInOut(), out);
             assertTrue(eg < 0.8 * er, qp + ": GPTQ error " + eg + " not clearly below round-to-nearest " + er);
         }
     }
 
     /** The dequantized weight is exactly what EXL2's decoding arithmetic gives for the stored codes and scales. */
-    static void checkDecodes(GptqResult r) {
+    static void checkDecodes(Quantized q) {
+        GptqResult r = q.result();
         int[] inv = r.invperm();
         for (GptqResult.QuantGroup g : r.groups()) {
             float m = Half.toFloat(Half.fromFloat(Half.toFloat(g.scaleMaxHalf()) * Half.toFloat(Half.fromFloat(1f / 256))));
@@ -85,7 +127,7 @@ class AdaptiveGptqTest {
                     int c = g.scaleCodes()[n] + 1;
                     float s = Half.toFloat(Half.fromFloat(Half.toFloat(Half.fromFloat(c * c)) * m));
                     float v = Half.toFloat(Half.fromFloat((r.code(k, n) - (1 << (g.bits() - 1))) * s));
-                    assertEquals(v, r.dequantized()[r.perm()[k] * r.columns() + n], 0f);
+                    assertEquals(v, q.dequantInOut()[r.perm()[k] * r.columns() + n], 0f);
                 }
             }
         }
@@ -95,12 +137,13 @@ class AdaptiveGptqTest {
     }
 
     /** Packed into EXL2 tensors and decoded by the codec, the result gives back exactly the dequantized weight. */
-    static void checkPacksLosslessly(GptqResult r) {
+    static void checkPacksLosslessly(Quantized q) {
+        GptqResult r = q.result();
         Exl2Linear packed = r.toExl2("test.proj", null);
         HalfMatrix inOut = packed.dequantize();
         for (int j = 0; j < r.rows(); j++) {
             for (int n = 0; n < r.columns(); n++) {
-                assertEquals(r.dequantized()[j * r.columns() + n], inOut.getFloat(j, n), 0f);
+                assertEquals(q.dequantInOut()[j * r.columns() + n], inOut.getFloat(j, n), 0f);
             }
         }
     }
@@ -112,7 +155,7 @@ class AdaptiveGptqTest {
         for (int i = 0; i < n; i++) {
             h[i * n + i] = (i * 37) % n + 1;
         }
-        AdaptiveGptq.Preparation p = AdaptiveGptq.prepare(h, n, "diag");
+        AdaptiveGptq.Preparation<Tensor> p = AdaptiveGptq.prepare(CPU, CPU.upload(h.clone(), n, n), "diag");
         for (int k = 1; k < n; k++) {
             assertTrue(h[p.perm()[k - 1] * (n + 1)] >= h[p.perm()[k] * (n + 1)]);
         }
@@ -126,11 +169,23 @@ class AdaptiveGptqTest {
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) rng.nextGaussian();
         }
-        Hessian h = new Hessian(n);
-        h.addBatch(x, 0, 4); // rank 4 of 48
-        AdaptiveGptq.Preparation p = AdaptiveGptq.prepare(h.toMatrix(), n, "rank-deficient");
+        Tensor gram = CPU.zeros(n, n);
+        CPU.accumulateGram(CPU.upload(x, 4, n), gram); // rank 4 of 48
+        CPU.finishHessian(gram, 4);
+        AdaptiveGptq.Preparation<Tensor> p = AdaptiveGptq.prepare(CPU, gram, "rank-deficient");
+        float[] u = CPU.download(p.upperInverse());
         for (int i = 0; i < n; i++) {
-            assertTrue(p.upperInverse()[i * n + i] > 0);
+            assertTrue(u[i * n + i] > 0);
         }
+    }
+
+    @Test
+    void aMatrixThatIsNeverPositiveDefiniteFailsNamingTheModule() {
+        int n = 8;
+        Tensor h = CPU.zeros(n, n);
+        CPU.addDiagonal(h, -1f);
+        ArithmeticException e = org.junit.jupiter.api.Assertions.assertThrows(ArithmeticException.class,
+                () -> AdaptiveGptq.prepare(CPU, h, "model.layers.3.mlp.down_proj"));
+        assertTrue(e.getMessage().contains("model.layers.3.mlp.down_proj"), e.getMessage());
     }
 }

@@ -12,8 +12,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -114,23 +116,33 @@ public final class S3ProxyServer implements AutoCloseable {
     /** S3A settings for this server (docs/notes/storage-test-stack.md): loopback, path style, no retries. */
     private Configuration s3aConfiguration() throws IOException {
         Configuration c = new Configuration();
-        c.set("fs.s3a.endpoint", "http://127.0.0.1:" + port);
-        c.set("fs.s3a.endpoint.region", "us-east-1");
-        c.setBoolean("fs.s3a.path.style.access", true);
-        c.setBoolean("fs.s3a.connection.ssl.enabled", false);
-        c.set("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider");
-        c.set("fs.s3a.access.key", ACCESS_KEY);
-        c.set("fs.s3a.secret.key", SECRET_KEY);
+        s3aSettings().forEach(c::set);
+        return c;
+    }
+
+    /**
+     * The S3A keys and values that reach this server, e.g. to pass to a command as {@code --conf KEY=VALUE}: loopback,
+     * path style, these credentials, no retries.
+     */
+    public Map<String, String> s3aSettings() throws IOException {
+        Map<String, String> c = new LinkedHashMap<>();
+        c.put("fs.s3a.endpoint", "http://127.0.0.1:" + port);
+        c.put("fs.s3a.endpoint.region", "us-east-1");
+        c.put("fs.s3a.path.style.access", "true");
+        c.put("fs.s3a.connection.ssl.enabled", "false");
+        c.put("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider");
+        c.put("fs.s3a.access.key", ACCESS_KEY);
+        c.put("fs.s3a.secret.key", SECRET_KEY);
         // a broken server must fail a test in seconds, not after minutes of retries
-        c.setInt("fs.s3a.retry.limit", 1);
-        c.setInt("fs.s3a.attempts.maximum", 1);
+        c.put("fs.s3a.retry.limit", "1");
+        c.put("fs.s3a.attempts.maximum", "1");
         Path buffers = workDir.resolve("s3a-buffer");
         Files.createDirectories(buffers);
-        c.set("fs.s3a.buffer.dir", buffers.toString());
-        c.set("fs.s3a.multipart.size", "5M");
-        c.set("fs.s3a.multipart.threshold", "5M");
+        c.put("fs.s3a.buffer.dir", buffers.toString());
+        c.put("fs.s3a.multipart.size", "5M");
+        c.put("fs.s3a.multipart.threshold", "5M");
         // 0-byte and streaming PUTs with signed chunked payloads fail on some servers; unsigned payload works on all
-        c.set("fs.s3a.signing-algorithm", "AWS4UnsignedPayloadSignerType");
+        c.put("fs.s3a.signing-algorithm", "AWS4UnsignedPayloadSignerType");
         return c;
     }
 

@@ -29,6 +29,8 @@ import java.util.stream.Stream;
  */
 public final class SparkStandaloneCluster implements AutoCloseable {
     private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
+    /** The heap of every driver JVM: the conversion of a small model must fit in it. */
+    public static final String DRIVER_HEAP = "256m";
     private static final Pattern MASTER_URL = Pattern.compile("Starting Spark master at (spark://\\S+)");
     private static final String LEADER = "I have been elected leader";
     private static final String REGISTERED = "Successfully registered with master";
@@ -187,6 +189,28 @@ public final class SparkStandaloneCluster implements AutoCloseable {
                 .collect(Collectors.toList());
     }
 
+    /** The executor id Spark gave an executor JVM ({@code --executor-id N} on its command line). */
+    public static String executorId(ProcessHandle executor) {
+        String line = executor.info().commandLine().orElseThrow(() -> new IllegalStateException(
+                "no command line for process " + executor.pid()));
+        Matcher m = Pattern.compile("--executor-id (\\S+)").matcher(line);
+        if (!m.find()) {
+            throw new IllegalStateException("process " + executor.pid() + " is no executor: " + line);
+        }
+        return m.group(1);
+    }
+
+    /** What an application's executor logged (its stderr, kept by its worker under {@code work-N/APP/ID/}). */
+    public String executorLog(String applicationId, String executorId) throws IOException {
+        for (int i = 0; i < workers.size(); i++) {
+            Path log = runDir.resolve("work-" + i).resolve(applicationId).resolve(executorId).resolve("stderr");
+            if (Files.exists(log)) {
+                return Files.readString(log, StandardCharsets.UTF_8);
+            }
+        }
+        return "";
+    }
+
     /** The live executor JVMs of one application ({@code app-...}). */
     public List<ProcessHandle> executors(String applicationId) {
         return executors().stream()
@@ -197,8 +221,9 @@ public final class SparkStandaloneCluster implements AutoCloseable {
     /**
      * Runs an application as its own driver JVM, as {@code spark-submit --deploy-mode client} would: SparkSubmit on
      * the cluster's classpath, the application jar given to SparkSubmit (which loads it and ships it to the
-     * executors), the project's JVM flags (conf/jvm-flags.txt). The driver binds to loopback, has no UI, and asks for
-     * 1-core, 512 MB executors; {@code conf} adds to or overrides that.
+     * executors), the project's JVM flags (conf/jvm-flags.txt). The driver has a heap of {@value #DRIVER_HEAP} (nothing
+     * large may pass through it), binds to loopback, has no UI, and asks for 1-core, 512 MB executors; {@code conf}
+     * adds to or overrides that.
      */
     public Driver submit(Path appJar, String mainClass, Map<String, String> conf, List<String> args)
             throws IOException {
@@ -212,8 +237,12 @@ public final class SparkStandaloneCluster implements AutoCloseable {
         all.put("spark.executor.cores", "1");
         all.put("spark.executor.memory", "512m");
         all.put("spark.local.dir", local.toString());
+        // Spark refuses a heap under 1.5 × the 300 MB it reserves for itself (INVALID_DRIVER_MEMORY: "System memory
+        // 268435456 must be at least 471859200"), a floor made for JVMs that cache and shuffle; our drivers do
+        // neither, so a smaller reserve (Spark's own key for it) lets the heap show what a driver really needs
+        all.put("spark.testing.reservedMemory", String.valueOf(64L << 20));
         all.putAll(conf);
-        List<String> command = new ArrayList<>(List.of("-Xmx512m", "-Djava.io.tmpdir=" + local,
+        List<String> command = new ArrayList<>(List.of("-Xmx" + DRIVER_HEAP, "-Djava.io.tmpdir=" + local,
                 "@" + ProjectFiles.resolve("conf/jvm-flags.txt"), "-cp", classpath(),
                 "org.apache.spark.deploy.SparkSubmit", "--master", masterUrl, "--deploy-mode", "client",
                 "--class", mainClass));
@@ -240,11 +269,17 @@ public final class SparkStandaloneCluster implements AutoCloseable {
         private final Process process;
         private final Path out;
         private final Path err;
+        private final long startNanos = System.nanoTime();
 
         Driver(Process process, Path out, Path err) {
             this.process = process;
             this.out = out;
             this.err = err;
+        }
+
+        /** Seconds since the driver was started. */
+        public double ageSeconds() {
+            return (System.nanoTime() - startNanos) / 1e9;
         }
 
         public long pid() {

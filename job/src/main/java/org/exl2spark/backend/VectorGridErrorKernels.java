@@ -1,4 +1,4 @@
-package org.exl2spark.quant;
+package org.exl2spark.backend;
 
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;

@@ -1,4 +1,4 @@
-package org.exl2spark.quant;
+package org.exl2spark.backend;
 
 /**
  * The inner loop of the scale search (EXL2-SPEC F.5), run 97 times over every weight of every group of every

@@ -1,4 +1,4 @@
-package org.exl2spark.quant;
+package org.exl2spark.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

@@ -1,0 +1,258 @@
+package org.exl2spark.backend;
+
+import org.exl2spark.kernels.CholeskyKernels;
+import org.exl2spark.kernels.DenseKernels;
+import org.exl2spark.kernels.DeviceBuffer;
+import org.exl2spark.kernels.DeviceMatrix;
+import org.exl2spark.kernels.DeviceMemory;
+import org.exl2spark.kernels.GptqKernels;
+import org.exl2spark.plan.DeviceBytes;
+
+/**
+ * The GPTQ operations of {@link Backend} on device matrices, over the kernels of dense.cu, cholesky.cu and gptq.cu:
+ * what {@link CudaBackend} delegates to once it has unwrapped its tensors. Temporaries (index
+ * arrays, Cholesky panels, a run's codes and dequantized rows) come from {@code memory}, so they count against the
+ * task's budget ({@link org.exl2spark.plan.DeviceBytes} predicts them). CPU twins: the same operations of {@code CpuBackend} and {@code CpuGptq}.
+ */
+public final class CudaGptq implements GptqOps<DeviceMatrix> {
+    private final DeviceMemory memory;
+    private final DenseKernels dense;
+    private final CholeskyKernels cholesky;
+    private final GptqKernels gptq;
+
+    public CudaGptq(DeviceMemory memory) {
+        this.memory = memory;
+        this.dense = new DenseKernels(memory.context());
+        this.cholesky = new CholeskyKernels(dense);
+        this.gptq = new GptqKernels(dense);
+    }
+
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    /** {@code gram += xᵀ·x} on the upper triangle only; {@link #finishHessian} mirrors it. */
+    public void accumulateGram(DeviceMatrix x, DeviceMatrix gram) {
+        dense.accumulateGram(x, gram);
+    }
+
+    /** The upper-triangle Gram matrix of {@code rows} calibration rows to the full Hessian (1/rows)·Σ XᵀX. */
+    @Override
+    public void finishHessian(DeviceMatrix gram, long rows) {
+        if (rows <= 0) {
+            throw new IllegalArgumentException("finishHessian: " + rows + " calibration rows");
+        }
+        dense.symmetrize(gram, rows);
+    }
+
+    @Override
+    public float[] diagonal(DeviceMatrix square) {
+        if (square.rows() != square.cols()) {
+            throw new IllegalArgumentException("diagonal of a " + square.rows() + "×" + square.cols() + " matrix");
+        }
+        float[] d = new float[Math.toIntExact(square.rows())];
+        square.buffer().copyStridedToHost(square.offset(), square.ld() + 1, d, d.length);
+        return d;
+    }
+
+    /**
+     * In place, with one panel of temporary rows: permuting the columns of every row panel gives H·Pᵀ; its
+     * transpose is P·H (H is symmetric); permuting columns again gives P·H·Pᵀ.
+     */
+    @Override
+    public void permuteSymmetric(DeviceMatrix h, int[] perm) {
+        long n = h.rows();
+        if (h.cols() != n || perm.length != n) {
+            throw new IllegalArgumentException("permuteSymmetric: " + perm.length + " indices for a " + h.rows() + "×"
+                    + h.cols() + " matrix");
+        }
+        DeviceBuffer index = upload("act-order permutation", perm);
+        long panelRows = DeviceBytes.permutePanelRows(n);
+        DeviceBuffer panel = null;
+        try {
+            panel = memory.allocateFloats("act-order permutation panel", n * panelRows);
+            permuteColumns(h, index, panel, panelRows);
+            dense.transposeSquare(h);
+            permuteColumns(h, index, panel, panelRows);
+        } finally {
+            if (panel != null) {
+                memory.free(panel);
+            }
+            memory.free(index);
+        }
+    }
+
+    private void permuteColumns(DeviceMatrix h, DeviceBuffer index, DeviceBuffer panel, long panelRows) {
+        long n = h.rows();
+        for (long r0 = 0; r0 < n; r0 += panelRows) {
+            long k = Math.min(panelRows, n - r0);
+            DeviceMatrix rows = h.block(r0, 0, k, n);
+            DeviceMatrix gathered = new DeviceMatrix(panel, 0, n, k, k);
+            dense.gatherTransposed(rows, null, index, gathered);
+            dense.gatherTransposed(gathered, null, null, rows);
+        }
+    }
+
+    @Override
+    public void restoreSymmetric(DeviceMatrix h, float[] diagonal) {
+        if (h.rows() != h.cols() || diagonal.length != h.rows()) {
+            throw new IllegalArgumentException("restoreSymmetric: " + diagonal.length + " diagonal values for a "
+                    + h.rows() + "×" + h.cols() + " matrix");
+        }
+        // the intact strict lower triangle moves up, is mirrored back down (÷ 1 is exact), and the diagonal is set
+        dense.transposeSquare(h);
+        dense.symmetrize(h, 1f);
+        h.buffer().copyStridedFromHost(diagonal, h.offset(), h.ld() + 1);
+    }
+
+    @Override
+    public void addDiagonal(DeviceMatrix a, float value) {
+        dense.addDiagonal(a, value);
+    }
+
+    @Override
+    public boolean upperCholeskyOfInverse(DeviceMatrix h) {
+        return cholesky.upperCholeskyOfInverse(h, memory);
+    }
+
+    @Override
+    public void gatherTransposed(DeviceMatrix src, int[] rowIndex, int[] colIndex, DeviceMatrix dst) {
+        DeviceBuffer rows = rowIndex == null ? null : upload("gather row index", rowIndex);
+        DeviceBuffer cols = null;
+        try {
+            cols = colIndex == null ? null : upload("gather column index", colIndex);
+            dense.gatherTransposed(src, rows, cols, dst);
+        } finally {
+            if (rows != null) {
+                memory.free(rows);
+            }
+            if (cols != null) {
+                memory.free(cols);
+            }
+        }
+    }
+
+    @Override
+    public DeviceMatrix zeros(long rows, long cols) {
+        DeviceMatrix m = memory.matrix("GPTQ matrix", rows, cols);
+        m.buffer().zero();
+        return m;
+    }
+
+    @Override
+    public void release(DeviceMatrix matrix) {
+        memory.free(matrix.buffer());
+    }
+
+    @Override
+    public long rows(DeviceMatrix matrix) {
+        return matrix.rows();
+    }
+
+    @Override
+    public long cols(DeviceMatrix matrix) {
+        return matrix.cols();
+    }
+
+    /** GPTQ's column-block loop over device matrices; see {@link GptqRun}. */
+    @Override
+    public Run gptq(DeviceMatrix w, DeviceMatrix u, long maxGroupRows) {
+        return new Run(w, u, maxGroupRows);
+    }
+
+    /** {@link GptqRun} on the device: W and U are borrowed, codes, dequantized rows, errors and scales are its own. */
+    public final class Run implements GptqRun<DeviceMatrix> {
+        private final DeviceMatrix w;
+        private final DeviceMatrix u;
+        private final DeviceBuffer codes;
+        private final DeviceMatrix dequant;
+        private final DeviceMatrix err;
+        private final GptqKernels.Workspace workspace;
+
+        private Run(DeviceMatrix w, DeviceMatrix u, long maxGroupRows) {
+            long rows = w.rows();
+            long cols = w.cols();
+            long groupRows = Math.min(maxGroupRows, rows);
+            DeviceBuffer c = memory.allocate("GPTQ codes " + rows + "×" + cols + " u8", rows * cols);
+            DeviceMatrix d = null;
+            DeviceMatrix e = null;
+            try {
+                d = memory.matrix("GPTQ dequantized rows", rows, cols);
+                e = memory.matrix("GPTQ group errors", groupRows, cols);
+                this.workspace = new GptqKernels.Workspace(memory, cols, groupRows);
+            } catch (RuntimeException ex) {
+                memory.free(c);
+                if (d != null) {
+                    memory.free(d.buffer());
+                }
+                if (e != null) {
+                    memory.free(e.buffer());
+                }
+                throw ex;
+            }
+            this.w = w;
+            this.u = u;
+            this.codes = c;
+            this.dequant = d;
+            this.err = e;
+        }
+
+        @Override
+        public void findParams(long a, long b, int bits) {
+            gptq.findParams(w, a, b, bits, workspace);
+        }
+
+        @Override
+        public GptqRun.GroupScales scales() {
+            GptqKernels.GroupScales s = workspace.readScaleCodes();
+            return new GptqRun.GroupScales(s.codes(), s.maxHalf());
+        }
+
+        @Override
+        public void quantizeGroup(long a, long b, int bits) {
+            gptq.quantizeGroup(w, u, a, b, bits, workspace.scale(), codes, dequant, err);
+        }
+
+        @Override
+        public void lazyUpdate(long a, long b) {
+            gptq.lazyUpdate(w, u, a, b, err);
+        }
+
+        /** The codes [row][col] on the host, copied in slabs so no temporary array exceeds 64 MiB. */
+        @Override
+        public byte[][] codes() {
+            int rows = Math.toIntExact(w.rows());
+            int cols = Math.toIntExact(w.cols());
+            byte[][] out = new byte[rows][cols];
+            int slabRows = Math.max(1, (64 << 20) / Math.max(1, cols));
+            byte[] slab = new byte[Math.min(rows, slabRows) * cols];
+            for (int r0 = 0; r0 < rows; r0 += slabRows) {
+                int n = Math.min(slabRows, rows - r0);
+                codes.copyToHost((long) r0 * cols, slab, 0, n * cols);
+                for (int r = 0; r < n; r++) {
+                    System.arraycopy(slab, r * cols, out[r0 + r], 0, cols);
+                }
+            }
+            return out;
+        }
+
+        @Override
+        public DeviceMatrix dequantized() {
+            return dequant;
+        }
+
+        @Override
+        public void close() {
+            workspace.close();
+            memory.free(err.buffer());
+            memory.free(dequant.buffer());
+            memory.free(codes);
+        }
+    }
+
+    private DeviceBuffer upload(String what, int[] values) {
+        DeviceBuffer b = memory.allocate(what, 4L * Math.max(1, values.length));
+        b.copyFromHost(values, 0, values.length, 0);
+        return b;
+    }
+}

@@ -1,0 +1,107 @@
+package org.exl2spark.plan;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.Map;
+import org.exl2spark.example.ExampleModel;
+import org.exl2spark.example.ExamplePreset;
+import org.exl2spark.model.BlockSpec;
+import org.exl2spark.model.LayerSpec;
+import org.exl2spark.model.ModelArchitecture;
+import org.exl2spark.pipeline.BlockMeasurement;
+import org.exl2spark.quant.QParams;
+import org.junit.jupiter.api.Test;
+
+/** The planner on the example presets' real shapes (Qwen1.5-110B: hidden 8192, intermediate 49152). */
+class MemoryPlannerTest {
+    private static final long GB = 1_000_000_000L;
+    private static final ModelArchitecture QWEN = ExampleModel.of(ExamplePreset.QWEN15_110B, 1, 0).architecture();
+    private static final LayerSpec LAYER = QWEN.layer(0);
+
+    private static MemoryPlanner planner(long budget) {
+        return new MemoryPlanner(QWEN, budget, DeviceRates.H100);
+    }
+
+    private static TaskPlan measureMlp(long budget) {
+        BlockSpec mlp = LAYER.mlp();
+        return planner(budget).measureBlock(mlp, BlockMeasurement.table(mlp), 16, 2048);
+    }
+
+    @Test
+    void qwenMlpMeasurementFitsTwentyFourGigabytesByHoldingFewerDequantizedWeights() {
+        TaskPlan roomy = measureMlp(200 * GB);
+        TaskPlan tight = measureMlp(24 * GB);
+        int distinct = MemoryPlanner.distinctSettings(LAYER.mlp(), BlockMeasurement.table(LAYER.mlp())).size();
+        assertEquals(distinct, roomy.dequantSlots(), "with room, every distinct setting is held");
+        assertEquals(distinct, roomy.gptqRuns(), "and each is quantized once");
+        assertTrue(tight.peakBytes() <= 24 * GB, tight.render());
+        assertTrue(tight.dequantSlots() >= 3 && tight.dequantSlots() < distinct, tight.render());
+        // the table never comes back to a setting it left, so three slots cost no second run
+        assertEquals(distinct, tight.gptqRuns(), tight.render());
+        assertTrue(tight.rowChunk() >= 1 && tight.rowChunk() <= 16, tight.render());
+        // what always stays: fp32 weights (3 × 49152 × 8192) and the two Hessians (8192², 49152²)
+        long resident = 4L * 3 * 49152 * 8192 + 4L * 8192 + 4L * 8192 * 8192 + 4L * 49152 * 49152;
+        assertTrue(tight.peakBytes() > resident, tight.render());
+        assertTrue(roomy.peakBytes() > tight.peakBytes());
+    }
+
+    @Test
+    void aBudgetBelowTheHessianFailsBeforeWorkNamingModuleShapeBytesAndBudget() {
+        PlanException e = assertThrows(PlanException.class, () -> measureMlp(12 * GB));
+        assertEquals("model.layers.0.mlp", e.module());
+        assertEquals(12 * GB, e.budget());
+        assertTrue(e.bytesNeeded() > 12 * GB);
+        assertTrue(e.getMessage().contains("model.layers.0.mlp") && e.getMessage().contains("49152×8192")
+                && e.getMessage().contains("12.00 GB"), e.getMessage());
+        PlanException q = assertThrows(PlanException.class, () -> planner(12 * GB).quantizeBlock(LAYER.mlp(), 100,
+                2048));
+        assertEquals("model.layers.0.mlp", q.module());
+    }
+
+    @Test
+    void rowChunksShrinkWithTheBudgetAndStayAtLeastOne() {
+        TaskPlan big = planner(80 * GB).quantizeBlock(LAYER.attention(), 100, 2048);
+        TaskPlan small = planner(4 * GB).quantizeBlock(LAYER.attention(), 100, 2048);
+        assertTrue(big.rowChunk() > small.rowChunk(), big.render() + " / " + small.render());
+        assertTrue(small.rowChunk() >= 1 && small.peakBytes() <= 4 * GB, small.render());
+        TaskPlan forward = planner(24 * GB).forwardPartition(LAYER.mlp(), 4, 2048);
+        assertTrue(forward.peakBytes() <= 24 * GB && forward.rowChunk() >= 1, forward.render());
+    }
+
+    @Test
+    void inputGroupsFollowTheForward() {
+        List<List<String>> attn = MemoryPlanner.inputGroups(LAYER.attention()).stream()
+                .map(g -> g.stream().map(l -> l.shortName()).toList()).toList();
+        assertEquals(List.of(List.of("q_proj", "k_proj", "v_proj"), List.of("o_proj")), attn);
+        List<List<String>> mlp = MemoryPlanner.inputGroups(LAYER.mlp()).stream()
+                .map(g -> g.stream().map(l -> l.shortName()).toList()).toList();
+        assertEquals(List.of(List.of("gate_proj", "up_proj"), List.of("down_proj")), mlp);
+    }
+
+    @Test
+    void leastRecentlyUsedCountingMatchesAHandWorkedTable() {
+        BlockSpec mlp = LAYER.mlp();
+        QParams a = QParams.of(128, new int[] {4}, new double[] {1});
+        QParams b = QParams.of(64, new int[] {4}, new double[] {1});
+        Map<String, QParams> rowA = Map.of("gate_proj", a, "up_proj", a, "down_proj", a);
+        Map<String, QParams> rowB = Map.of("gate_proj", a, "up_proj", a, "down_proj", b);
+        // three slots: row B keeps gate/up a (it needs them) and evicts down a for down b; row A again evicts down b
+        // for down a: 3 + 1 + 1 runs. Four slots keep all four settings: 4 runs.
+        assertEquals(5, MemoryPlanner.gptqRuns(mlp, List.of(rowA, rowB, rowA), 3));
+        assertEquals(4, MemoryPlanner.gptqRuns(mlp, List.of(rowA, rowB, rowA), 4));
+    }
+
+    @Test
+    void devicebytesOfAGptqRunCountCodesDequantizedRowsErrorsAndTheScaleSearch() {
+        long rows = 8192;
+        long cols = 49152;
+        long run = DeviceBytes.gptqRun(rows, cols, 128);
+        assertTrue(run >= rows * cols * 5 + 4 * 128 * cols, "codes + dequantized + errors: " + run);
+        assertTrue(run < rows * cols * 5 + 4 * 128 * cols + (64L << 20), "scale search workspace is small: " + run);
+        assertEquals(4 * 49152L * DeviceBytes.permutePanelRows(49152) + 4 * 49152L, DeviceBytes.permute(49152));
+        assertTrue(DeviceBytes.permute(49152) <= (256L << 20) + 4 * 49152 * 2);
+    }
+}
