@@ -597,7 +597,26 @@ public final class GpuSelfTest {
                 "lazy update W[b:] -= U[a:b,b:]ᵀ·E (rows 384, cols 1000, group [128,192))", String.format(Locale.ROOT,
                         "rel err GPU %.2e, CPU twin %.2e vs fp64; update term rel err %.2e; rows before b changed %d",
                         errGpu, errCpu, deltaErr, headChanged));
-        for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), de.buffer())) {
+        // the tensor-core update of rows from 256 on (rows [b, 256) left alone, as a lazy block's flush leaves them)
+        int from = 256;
+        w.upload(w0);
+        DeviceBuffer scratch = memory.allocateFloats("lazy scratch",
+                GptqKernels.tensorCoreScratchFloats(rows - from, cols, b - a));
+        gptq.lazyUpdateTensorCores(w, du, a, b, from, de, scratch);
+        float[] tc = w.download();
+        int untouched = 0;
+        for (int i = 0; i < from * cols; i++) {
+            untouched += Float.floatToRawIntBits(tc[i]) != Float.floatToRawIntBits(w0[i]) ? 1 : 0;
+        }
+        double errTc = relErr(Arrays.copyOfRange(tc, from * cols, rows * cols),
+                Arrays.copyOfRange(ref, from * cols, rows * cols));
+        double errCpuFrom = relErr(Arrays.copyOfRange(cpu, from * cols, rows * cols),
+                Arrays.copyOfRange(ref, from * cols, rows * cols));
+        expect(untouched == 0 && errTc <= Math.max(8 * errCpuFrom, 2e-6),
+                "lazy update on the tensor cores (split TF32) W[256:] -= U[a:b,256:]ᵀ·E (rows 384, cols 1000)",
+                String.format(Locale.ROOT, "rel err GPU %.2e, CPU twin %.2e vs fp64; rows before 256 changed %d",
+                        errTc, errCpuFrom, untouched));
+        for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), de.buffer(), scratch)) {
             memory.free(d);
         }
 
@@ -611,6 +630,18 @@ public final class GpuSelfTest {
         fillRandom(pe);
         perfFlops("lazy update rows 14336 × cols 4096, group 128 (K=128)", 2.0 * (prow - 128) * pcols * 128,
                 median(3, () -> gptq.lazyUpdate(pw, pu, 0, 128, pe)));
+        memory.free(pe.buffer());
+        // a lazy block's flush: K = 512 rows of errors into the 13824 rows after the block, on the tensor cores
+        int k = 512;
+        DeviceMatrix pk = memory.matrix("perf block E", k, pcols);
+        fillRandom(pk);
+        DeviceBuffer pScratch = memory.allocateFloats("perf lazy scratch",
+                GptqKernels.tensorCoreScratchFloats(prow - k, pcols, k));
+        perfFlops("lazy update on the tensor cores (split TF32, transposes included) rows 14336 × cols 4096, K=512",
+                2.0 * (prow - k) * pcols * k, median(3, () -> gptq.lazyUpdateTensorCores(pw, pu, 0, k, k, pk,
+                        pScratch)));
+        perfFlops("lazy update fp32 SIMT, the same K=512", 2.0 * (prow - k) * pcols * k,
+                median(3, () -> gptq.lazyUpdate(pw, pu, 0, k, pk)));
     }
 
     /** The GPTQ operations CudaGptq adds over the kernels against their CpuBackend twins: copies, bit for bit. */
