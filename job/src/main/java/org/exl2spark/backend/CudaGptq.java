@@ -164,11 +164,11 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
      * {@link GptqRun} on the device: W and U are borrowed, codes, dequantized rows, errors and scales are its own.
      *
      * <p>The lazy updates go by blocks of up to {@link DeviceBytes#LAZY_BLOCK_ROWS} rows: after each group only the
-     * rest of the current block is updated (a thin fp32 product), and once the next group might not fit the block,
-     * all rows after the block get the whole block's errors in one product on the tensor cores (split TF32, fp32 accuracy;
-     * a K of several groups, so W is read and written once per block, not once per group). The result is GPTQ's
-     * (every row sees every earlier row's error before it is quantized) with the sums in another order than
-     * {@code CpuGptq}'s group-by-group updates.
+     * rest of the current block is updated (a thin product), and once the next group might not fit the block, all
+     * rows after the block get the whole block's errors in one product of K = 385-512 (fp32; W is read and written
+     * once per block, not once per group: 39 TFLOP/s at K = 512 against 30 at K = 128 on the H100, where split TF32 on
+     * the tensor cores measured 33). The result is GPTQ's (every row sees every earlier row's error before it is
+     * quantized) with the sums in another order than {@code CpuGptq}'s group-by-group updates.
      */
     public final class Run implements GptqRun<DeviceMatrix> {
         private final DeviceMatrix w;
@@ -176,7 +176,6 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
         private final DeviceBuffer codes;
         private final DeviceMatrix dequant;
         private final DeviceMatrix err;
-        private final DeviceBuffer lazyScratch;
         private final GptqKernels.Workspace workspace;
         private final long groupRows;
         private final long blockRows;
@@ -192,19 +191,15 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
             DeviceBuffer c = memory.allocate("GPTQ codes " + rows + "×" + cols + " u8", rows * cols);
             DeviceMatrix d = null;
             DeviceMatrix e = null;
-            DeviceBuffer scratch = null;
             try {
                 d = memory.matrix("GPTQ dequantized rows", rows, cols);
                 e = memory.matrix("GPTQ block errors", blockRows, cols);
-                scratch = memory.allocateFloats("GPTQ lazy update operands",
-                        GptqKernels.tensorCoreScratchFloats(rows, cols, blockRows));
                 this.workspace = new GptqKernels.Workspace(memory, cols, groupRows);
             } catch (RuntimeException ex) {
                 memory.free(c);
-                for (DeviceBuffer b : new DeviceBuffer[] {d == null ? null : d.buffer(), e == null ? null : e.buffer(),
-                        scratch}) {
-                    if (b != null) {
-                        memory.free(b);
+                for (DeviceMatrix m : new DeviceMatrix[] {d, e}) {
+                    if (m != null) {
+                        memory.free(m.buffer());
                     }
                 }
                 throw ex;
@@ -214,7 +209,6 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
             this.codes = c;
             this.dequant = d;
             this.err = e;
-            this.lazyScratch = scratch;
             this.blockStart = 0;
             this.blockEnd = blockRows;
         }
@@ -242,10 +236,10 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
 
         @Override
         public void lazyUpdate(long a, long b) {
-            gptq.lazyUpdate(w, u, a, b, blockEnd, groupErrors(a, b));
+            gptq.lazyUpdate(w, u, a, b, b, blockEnd, groupErrors(a, b));
             if (b + groupRows > blockEnd) {
                 // the next group might not fit the block: the rows after it get the whole block's errors at once
-                gptq.lazyUpdateTensorCores(w, u, blockStart, b, blockEnd, err, lazyScratch);
+                gptq.lazyUpdate(w, u, blockStart, b, blockEnd, w.rows(), err);
                 blockStart = b;
                 blockEnd = Math.min(w.rows(), b + blockRows);
             }
@@ -282,7 +276,6 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
         @Override
         public void close() {
             workspace.close();
-            memory.free(lazyScratch);
             memory.free(err.buffer());
             memory.free(dequant.buffer());
             memory.free(codes);

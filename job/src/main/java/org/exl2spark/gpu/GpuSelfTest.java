@@ -597,26 +597,24 @@ public final class GpuSelfTest {
                 "lazy update W[b:] -= U[a:b,b:]ᵀ·E (rows 384, cols 1000, group [128,192))", String.format(Locale.ROOT,
                         "rel err GPU %.2e, CPU twin %.2e vs fp64; update term rel err %.2e; rows before b changed %d",
                         errGpu, errCpu, deltaErr, headChanged));
-        // the tensor-core update of rows from 256 on (rows [b, 256) left alone, as a lazy block's flush leaves them)
+        // a lazy block's flush: rows from 256 on get the errors of rows [a, b), rows [b, 256) are left alone
         int from = 256;
         w.upload(w0);
-        DeviceBuffer scratch = memory.allocateFloats("lazy scratch",
-                GptqKernels.tensorCoreScratchFloats(rows - from, cols, b - a));
-        gptq.lazyUpdateTensorCores(w, du, a, b, from, de, scratch);
-        float[] tc = w.download();
+        gptq.lazyUpdate(w, du, a, b, from, rows, de);
+        float[] flushed = w.download();
         int untouched = 0;
         for (int i = 0; i < from * cols; i++) {
-            untouched += Float.floatToRawIntBits(tc[i]) != Float.floatToRawIntBits(w0[i]) ? 1 : 0;
+            untouched += Float.floatToRawIntBits(flushed[i]) != Float.floatToRawIntBits(w0[i]) ? 1 : 0;
         }
-        double errTc = relErr(Arrays.copyOfRange(tc, from * cols, rows * cols),
+        double errFlush = relErr(Arrays.copyOfRange(flushed, from * cols, rows * cols),
                 Arrays.copyOfRange(ref, from * cols, rows * cols));
         double errCpuFrom = relErr(Arrays.copyOfRange(cpu, from * cols, rows * cols),
                 Arrays.copyOfRange(ref, from * cols, rows * cols));
-        expect(untouched == 0 && errTc <= Math.max(8 * errCpuFrom, 2e-6),
-                "lazy update on the tensor cores (split TF32) W[256:] -= U[a:b,256:]ᵀ·E (rows 384, cols 1000)",
+        expect(untouched == 0 && errFlush <= Math.max(8 * errCpuFrom, 2e-6),
+                "lazy update of rows [256, 384) only: W[256:] -= U[a:b,256:]ᵀ·E (rows 384, cols 1000)",
                 String.format(Locale.ROOT, "rel err GPU %.2e, CPU twin %.2e vs fp64; rows before 256 changed %d",
-                        errTc, errCpuFrom, untouched));
-        for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), de.buffer(), scratch)) {
+                        errFlush, errCpuFrom, untouched));
+        for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), de.buffer())) {
             memory.free(d);
         }
 
@@ -631,16 +629,11 @@ public final class GpuSelfTest {
         perfFlops("lazy update rows 14336 × cols 4096, group 128 (K=128)", 2.0 * (prow - 128) * pcols * 128,
                 median(3, () -> gptq.lazyUpdate(pw, pu, 0, 128, pe)));
         memory.free(pe.buffer());
-        // a lazy block's flush: K = 512 rows of errors into the 13824 rows after the block, on the tensor cores
+        // a lazy block's flush: K = 512 rows of errors into the 13824 rows after the block
         int k = 512;
         DeviceMatrix pk = memory.matrix("perf block E", k, pcols);
         fillRandom(pk);
-        DeviceBuffer pScratch = memory.allocateFloats("perf lazy scratch",
-                GptqKernels.tensorCoreScratchFloats(prow - k, pcols, k));
-        perfFlops("lazy update on the tensor cores (split TF32, transposes included) rows 14336 × cols 4096, K=512",
-                2.0 * (prow - k) * pcols * k, median(3, () -> gptq.lazyUpdateTensorCores(pw, pu, 0, k, k, pk,
-                        pScratch)));
-        perfFlops("lazy update fp32 SIMT, the same K=512", 2.0 * (prow - k) * pcols * k,
+        perfFlops("lazy update of a 512-row block (K=512), rows 14336 × cols 4096", 2.0 * (prow - k) * pcols * k,
                 median(3, () -> gptq.lazyUpdate(pw, pu, 0, k, pk)));
     }
 

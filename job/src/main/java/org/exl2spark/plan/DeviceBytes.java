@@ -23,8 +23,8 @@ public final class DeviceBytes {
     }
 
     /**
-     * Rows whose errors a GPTQ run on the device gathers before the tensor-core update of the rows after them
-     * (CudaGptq.Run): 4 groups of 128, a K that keeps the split-TF32 product busy.
+     * Rows whose errors a GPTQ run on the device gathers before it updates the rows after them (CudaGptq.Run): 4
+     * groups of 128, a K at which the update runs at 39 TFLOP/s instead of 30 (H100).
      */
     public static final long LAZY_BLOCK_ROWS = 512;
 
@@ -35,14 +35,12 @@ public final class DeviceBytes {
 
     /**
      * A GPTQ run's own buffers for a work matrix rows × cols: one byte of code and one fp32 dequantized value per
-     * weight, one lazy block of scaled errors, the tensor-core update's transposed operands (U's panel of at most
-     * rows × block, the errors cols × block), the scale search's workspace.
+     * weight, one lazy block of scaled errors, the scale search's workspace.
      */
     public static long gptqRun(long rows, long cols, long maxGroupRows) {
         long group = Math.min(maxGroupRows, rows);
         long block = lazyBlockRows(rows, group);
-        long lazyOperands = 4 * (((rows * block + 3) & ~3L) + cols * block);
-        return rows * cols + 4 * rows * cols + 4 * block * cols + lazyOperands + scaleSearch(cols, group);
+        return rows * cols + 4 * rows * cols + 4 * block * cols + scaleSearch(cols, group);
     }
 
     /** Rows of the in-place act-order permutation's temporary panel for an n × n matrix (at least one). */

@@ -6,8 +6,7 @@ import java.util.EnumSet;
  * Launchers of gptq.cu: AdaptiveGPTQ's per-group steps (EXL2-SPEC F.4/F.5) on the act-ordered work matrix
  * W [rows × cols] with U the upper Cholesky factor of the damped inverse Hessian [rows × rows], both dense
  * row-major. CPU twins: {@code org.exl2spark.quant.AdaptiveGptq.findParams}, {@code quantizeGroup} and the lazy
- * {@code DenseMath.gemm} update (both lazy updates, fp32 SIMT and split-TF32 tensor cores); the first two agree bit
- * for bit.
+ * {@code DenseMath.gemm} update; the first two agree bit for bit.
  */
 public final class GptqKernels {
     public static final String FAMILY = "gptq";
@@ -28,12 +27,10 @@ public final class GptqKernels {
 
     private final GpuContext context;
     private final DenseKernels dense;
-    private final TensorCoreGemm tensorCores;
 
     public GptqKernels(DenseKernels dense) {
         this.dense = dense;
         this.context = dense.context();
-        this.tensorCores = new TensorCoreGemm(context);
     }
 
     /**
@@ -183,62 +180,24 @@ public final class GptqKernels {
 
     /** GPTQ's lazy batch update after group [a, b): {@code W[b:] −= U[a:b, b:]ᵀ · E[a:b]}. */
     public void lazyUpdate(DeviceMatrix w, DeviceMatrix u, long a, long b, DeviceMatrix err) {
-        lazyUpdate(w, u, a, b, w.rows(), err);
+        lazyUpdate(w, u, a, b, b, w.rows(), err);
     }
 
     /**
-     * The update of rows [b, end) only, fp32 SIMT: {@code W[b:end] −= U[a:b, b:end]ᵀ · E[a:b]} with E's rows at
-     * err's rows 0 .. b − a.
+     * The update of rows [from, end) only (from ≥ b), fp32 SIMT: {@code W[from:end] −= U[a:b, from:end]ᵀ · E[a:b]}
+     * with E's rows at err's rows 0 .. b − a.
      */
-    public void lazyUpdate(DeviceMatrix w, DeviceMatrix u, long a, long b, long end, DeviceMatrix err) {
+    public void lazyUpdate(DeviceMatrix w, DeviceMatrix u, long a, long b, long from, long end, DeviceMatrix err) {
         checkFactor(u, w);
-        if (end > w.rows() || b > end) {
-            throw new IllegalArgumentException("lazy update rows [" + b + ", " + end + ") of " + w.rows());
+        if (a > b || from < b || end > w.rows() || from > end) {
+            throw new IllegalArgumentException("lazy update of rows [" + from + ", " + end + ") of " + w.rows()
+                    + " with the errors of rows [" + a + ", " + b + ")");
         }
-        if (b == end) {
+        if (from == end || a == b) {
             return;
         }
-        dense.gemm(u.block(a, b, b - a, end - b), true, err.block(0, 0, b - a, w.cols()),
-                w.block(b, 0, end - b, w.cols()), -1f, 1f, EnumSet.noneOf(DenseKernels.GemmOption.class));
-    }
-
-    /**
-     * {@code W[from:] −= U[a:b, from:]ᵀ · E[a:b]} (from ≥ b; E's rows at err's rows 0 .. b − a) on the tensor cores
-     * at fp32 accuracy (split TF32): U's panel and E go k-contiguous into {@code scratch} (at least
-     * {@link #tensorCoreScratchFloats} floats) first, as the kernel reads both operands that way. Worth it for a
-     * thick K (several groups' errors at once); a thin one is latency.
-     */
-    public void lazyUpdateTensorCores(DeviceMatrix w, DeviceMatrix u, long a, long b, long from, DeviceMatrix err,
-            DeviceBuffer scratch) {
-        checkFactor(u, w);
-        long rows = w.rows();
-        long cols = w.cols();
-        long k = b - a;
-        if (k <= 0 || from < b) {
-            throw new IllegalArgumentException("lazy update of rows from " + from + " with the errors of rows [" + a
-                    + ", " + b + ")");
-        }
-        if (from >= rows) {
-            return;
-        }
-        long tail = rows - from;
-        scratch.checkRange(0, 4L * tensorCoreScratchFloats(tail, cols, k));
-        DeviceMatrix uPanel = new DeviceMatrix(scratch, 0, tail, k, k);
-        DeviceMatrix errT = new DeviceMatrix(scratch, roundUp4(tail * k), cols, k, k);
-        dense.gatherTransposed(u.block(a, from, k, tail), null, null, uPanel);
-        dense.gatherTransposed(err.block(0, 0, k, cols), null, null, errT);
-        tensorCores.gemmNT(uPanel, errT, w.block(from, 0, tail, cols), null, -1f, 1f,
-                TensorCoreGemm.Precision.TF32X3);
-    }
-
-    /** Floats of {@link #lazyUpdateTensorCores}' scratch for {@code tailRows} updated rows, cols columns and K = k. */
-    public static long tensorCoreScratchFloats(long tailRows, long cols, long k) {
-        return roundUp4(tailRows * k) + cols * k;
-    }
-
-    /** Keeps the second operand on a 16-byte boundary, for the kernel's 16-byte loads. */
-    private static long roundUp4(long floats) {
-        return (floats + 3) & ~3L;
+        dense.gemm(u.block(a, from, b - a, end - from), true, err.block(0, 0, b - a, w.cols()),
+                w.block(from, 0, end - from, w.cols()), -1f, 1f, EnumSet.noneOf(DenseKernels.GemmOption.class));
     }
 
     private static void checkWork(DeviceMatrix w, long a, long b, int bits) {
