@@ -242,6 +242,34 @@ public final class GpuSelfTest {
         b.copyFromDevice(a, 0, 0, bytes);
         double ms = median(5, () -> b.copyFromDevice(a, 0, 0, bytes));
         perfBytes("device-to-device copy 4 GiB (read + write counted)", 2.0 * bytes, ms);
+        memory.free(a);
+        memory.free(b);
+
+        // host arrays in and out through the pinned slab: 1 GiB plus a part slab, from and to an odd offset
+        int floats = (1 << 28) + 12345;
+        int offset = 7;
+        float[] host = new float[floats + offset];
+        // distinct mantissas in [1, 2), cheap to make for 2^28 values
+        IntStream.range(0, host.length).parallel().forEach(i -> host[i] = Float.intBitsToFloat(0x3f800000
+                | ((i * 0x9E3779B1) >>> 9)));
+        DeviceBuffer d = memory.allocateFloats("host copy target", floats);
+        d.copyFromHost(host, offset, floats, 0);
+        float[] back = new float[floats + 2 * offset];
+        d.copyToHost(0, back, offset, floats);
+        int differ = 0;
+        for (int i = 0; i < floats; i++) {
+            differ += Float.floatToRawIntBits(back[offset + i]) != Float.floatToRawIntBits(host[offset + i]) ? 1 : 0;
+        }
+        expect(differ == 0, "host → device → host copy of " + floats + " floats from offset " + offset,
+                differ + " floats differ");
+        long t0 = System.nanoTime();
+        d.copyFromHost(host, offset, floats, 0);
+        double up = (System.nanoTime() - t0) / 1e6;
+        long t1 = System.nanoTime();
+        d.copyToHost(0, back, offset, floats);
+        double down = (System.nanoTime() - t1) / 1e6;
+        perfBytes("host-to-device copy of a Java array, 1 GiB", 4.0 * floats, up);
+        perfBytes("device-to-host copy into a Java array, 1 GiB", 4.0 * floats, down);
     }
 
     // ---------------------------------------------------------------------------------------------------------

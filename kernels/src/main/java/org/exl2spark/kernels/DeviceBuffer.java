@@ -51,9 +51,17 @@ public final class DeviceBuffer {
         return address(0);
     }
 
+    /** Large copies go through the context's pinned slab ({@link HostStaging}). */
     public void copyFromHost(float[] src, int srcOffset, int count, long dstElement) {
-        toDevice(Pointer.to(src).withByteOffset(4L * checkHost(src.length, srcOffset, count)), 4L * count,
-                4L * dstElement);
+        checkHost(src.length, srcOffset, count);
+        HostStaging staging = count >= HostStaging.MIN_FLOATS ? owner.context().staging() : null;
+        if (staging == null) {
+            toDevice(Pointer.to(src).withByteOffset(4L * srcOffset), 4L * count, 4L * dstElement);
+            return;
+        }
+        checkRange(4L * dstElement, 4L * count);
+        owner.context().makeCurrent();
+        staging.toDevice(src, srcOffset, count, pointer.withByteOffset(4L * dstElement));
     }
 
     public void copyFromHost(int[] src, int srcOffset, int count, long dstElement) {
@@ -61,9 +69,17 @@ public final class DeviceBuffer {
                 4L * dstElement);
     }
 
+    /** Large copies go through the context's pinned slab ({@link HostStaging}). */
     public void copyToHost(long srcElement, float[] dst, int dstOffset, int count) {
-        toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
-                4L * count);
+        checkHost(dst.length, dstOffset, count);
+        HostStaging staging = count >= HostStaging.MIN_FLOATS ? owner.context().staging() : null;
+        if (staging == null) {
+            toHost(Pointer.to(dst).withByteOffset(4L * dstOffset), 4L * srcElement, 4L * count);
+            return;
+        }
+        checkRange(4L * srcElement, 4L * count);
+        owner.context().makeCurrent();
+        staging.toHost(pointer.withByteOffset(4L * srcElement), dst, dstOffset, count);
     }
 
     public void copyFromHost(byte[] src, int srcOffset, int count, long dstByte) {
