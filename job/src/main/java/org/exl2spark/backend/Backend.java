@@ -24,8 +24,17 @@ public interface Backend extends AutoCloseable {
      */
     Tensor upload(float[] data, long... shape);
 
+    /**
+     * A tensor holding a copy of {@code data[offset, offset + n)}, n the shape's element count: a slice of a large
+     * host array (a chunk of calibration rows) without an intermediate array.
+     */
+    Tensor uploadSlice(float[] data, int offset, long... shape);
+
     /** A copy of the tensor's elements on the host (at most 2^31-9 of them). */
     float[] download(Tensor t);
+
+    /** Copies the tensor's elements into {@code dst} from {@code offset} on (waiting for queued work first). */
+    void downloadSlice(Tensor t, float[] dst, int offset);
 
     /**
      * GEMM on matrices: {@code c = alpha·op(a)·op(b) + beta·c}, op = transpose when the flag is set. With

@@ -70,8 +70,24 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public HostTensor uploadSlice(float[] data, int offset, long... shape) {
+        long n = Tensor.elementCount(shape);
+        if (offset < 0 || n > data.length - (long) offset) {
+            throw new IllegalArgumentException("uploadSlice: " + n + " elements from " + offset + " of an array of "
+                    + data.length);
+        }
+        return new HostTensor(java.util.Arrays.copyOfRange(data, offset, offset + (int) n), shape);
+    }
+
+    @Override
     public float[] download(Tensor t) {
         return host(t, "tensor").data().clone();
+    }
+
+    @Override
+    public void downloadSlice(Tensor t, float[] dst, int offset) {
+        float[] src = host(t, "tensor").data();
+        System.arraycopy(src, 0, dst, offset, src.length);
     }
 
     @Override

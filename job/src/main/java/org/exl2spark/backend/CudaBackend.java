@@ -103,6 +103,28 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    @Override
+    public DeviceTensor uploadSlice(float[] data, int offset, long... shape) {
+        long n = Tensor.elementCount(shape);
+        if (offset < 0 || n > data.length - (long) offset) {
+            throw new IllegalArgumentException("uploadSlice: shape " + java.util.Arrays.toString(shape) + " needs " + n
+                    + " elements from " + offset + " of an array of " + data.length);
+        }
+        DeviceTensor t = allocate("uploaded tensor", shape);
+        t.buffer().copyFromHost(data, offset, (int) n, 0);
+        return t;
+    }
+
+    @Override
+    public void downloadSlice(Tensor t, float[] dst, int offset) {
+        DeviceTensor d = device(t, "tensor");
+        if (offset < 0 || d.size() > dst.length - (long) offset) {
+            throw new IllegalArgumentException("downloadSlice: " + d + " does not fit an array of " + dst.length
+                    + " from " + offset);
+        }
+        d.buffer().copyToHost(0, dst, offset, (int) d.size());
+    }
+
     /** Waits for the queued kernels, then copies the tensor to the host. */
     @Override
     public float[] download(Tensor t) {

@@ -325,6 +325,17 @@ public final class GpuBackendTest {
             }
         })[1];
         expect(Arrays.equals(copied, q), "copy", batch + "×" + seq + "×" + heads * headDim + ", bit for bit");
+        float[] sliced = on(be -> {
+            float[] back = new float[q.length];
+            try (Tensor t = be.uploadSlice(q, 64, batch, seq - 1, (long) heads * headDim)) {
+                be.downloadSlice(t, back, 3);
+            }
+            return back;
+        })[1];
+        float[] expectedSlice = new float[q.length];
+        System.arraycopy(q, 64, expectedSlice, 3, batch * (seq - 1) * heads * headDim);
+        expect(Arrays.equals(sliced, expectedSlice), "uploadSlice and downloadSlice", "from offset 64, into offset 3,"
+                + " bit for bit");
 
         // the block error: 3 rows, one with values beyond fp16's range (clamped) and one with a NaN; a long row
         // (1.5 M values) spreads over many slices

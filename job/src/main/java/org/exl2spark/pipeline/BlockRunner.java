@@ -1,7 +1,6 @@
 package org.exl2spark.pipeline;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,11 +33,9 @@ public final class BlockRunner {
         float[] out = new float[input.data().length];
         for (int r0 = 0; r0 < input.rows(); r0 += rowsPerChunk) {
             int n = Math.min(rowsPerChunk, input.rows() - r0);
-            int from = input.rowOffset(r0);
-            int to = input.rowOffset(r0 + n);
-            try (Tensor h = backend.upload(Arrays.copyOfRange(input.data(), from, to), n, input.tokens(), input.hidden())) {
+            try (Tensor h = upload(input, r0, n)) {
                 transformer.block(h, block, observer);
-                System.arraycopy(backend.download(h), 0, out, from, to - from);
+                backend.downloadSlice(h, out, input.rowOffset(r0));
             }
         }
         return new HiddenStates(out, input.rows(), input.tokens(), input.hidden());
@@ -51,8 +48,7 @@ public final class BlockRunner {
     public void observe(HiddenStates input, BlockWeights block, LinearInputObserver observer) {
         for (int r0 = 0; r0 < input.rows(); r0 += rowsPerChunk) {
             int n = Math.min(rowsPerChunk, input.rows() - r0);
-            try (Tensor h = backend.upload(Arrays.copyOfRange(input.data(), input.rowOffset(r0), input.rowOffset(r0 + n)),
-                    n, input.tokens(), input.hidden());
+            try (Tensor h = upload(input, r0, n);
                     Tensor projectionInput = transformer.blockUpToOutputProjection(h, block, observer)) {
                 // nothing else to compute: the observer has seen every linear input
             }
@@ -102,8 +98,7 @@ public final class BlockRunner {
 
     /** Rows [r0, r0 + n) of host states on the backend. */
     private Tensor upload(HiddenStates states, int r0, int n) {
-        return backend.upload(Arrays.copyOfRange(states.data(), states.rowOffset(r0), states.rowOffset(r0 + n)), n,
-                states.tokens(), states.hidden());
+        return backend.uploadSlice(states.data(), states.rowOffset(r0), n, states.tokens(), states.hidden());
     }
 
     /**
