@@ -84,9 +84,14 @@ public final class MemoryPlanner {
         int slots = (int) Math.min(distinct, (budget - fixed - Math.max(act, gptqPeak)) / slot);
         long peak = Math.max(prepPeak, fixed + Math.max(act, gptqPeak) + slots * slot);
         int runs = gptqRuns(block, candidates, slots);
-        // one reference forward at fp32 accuracy, the candidates' at the fast precision
+        // one reference forward at fp32 accuracy (states in and out), the candidates' at the fast precision; their
+        // scoring uploads the input and reference states once when every setting is held, else once per candidate
+        double states = statesBytes(rows, tokens);
+        int scoringCalls = slots >= distinct ? 1 : candidates.size();
         double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
+                + states / rates.hostToDevice() + states / rates.deviceToHost()
                 + candidates.size() * forwardSeconds(block, rows, tokens, rates.fastGemmFlops())
+                + scoringCalls * 2 * states / rates.hostToDevice()
                 + hessianSeconds(block, (long) rows * tokens) + prepareSeconds(block) + runs * meanGptqSeconds(block);
         TaskPlan.Kind kind = block.kind() == BlockSpec.Kind.ATTENTION ? TaskPlan.Kind.MEASURE_ATTENTION
                 : TaskPlan.Kind.MEASURE_MLP;
@@ -112,7 +117,7 @@ public final class MemoryPlanner {
                     + TaskPlan.bytes(gptqPeak));
         }
         double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
-                + hessianSeconds(block, (long) rows * tokens)
+                + statesBytes(rows, tokens) / rates.hostToDevice() + hessianSeconds(block, (long) rows * tokens)
                 + prepareSeconds(block) + block.linears().size() * meanGptqSeconds(block);
         return new TaskPlan(TaskPlan.Kind.QUANTIZE_GROUP, block.key(), shape(block), peak, chunk, 0,
                 block.linears().size(), seconds);
@@ -131,7 +136,9 @@ public final class MemoryPlanner {
                     + " original block's weights " + TaskPlan.bytes(weights) + " and a " + chunk + "-row chunk");
         }
         return new TaskPlan(TaskPlan.Kind.FORWARD, block.key(), rows + "×" + tokens + " tokens", peak, chunk, 0, 0,
-                2 * forwardSeconds(block, rows, tokens, rates.gemmFlops()));
+                2 * (forwardSeconds(block, rows, tokens, rates.gemmFlops())
+                        + statesBytes(rows, tokens) / rates.hostToDevice()
+                        + statesBytes(rows, tokens) / rates.deviceToHost()));
     }
 
     /** Every distinct (projection, setting) a block's candidates use, keyed like the measurement's cache. */
@@ -229,6 +236,11 @@ public final class MemoryPlanner {
     private static long gptqBytes(LinearSpec l) {
         return F * l.inFeatures() * l.outFeatures() + 4 * l.inFeatures()
                 + DeviceBytes.gptqRun(l.inFeatures(), l.outFeatures(), MAX_GROUP_ROWS);
+    }
+
+    /** fp32 hidden states of rows × tokens, as a forward copies them in or out. */
+    private double statesBytes(long rows, long tokens) {
+        return (double) F * rows * tokens * arch.hiddenSize();
     }
 
     private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops) {
