@@ -559,6 +559,9 @@ public final class GpuBackendTest {
                         h)));
                 perfFlops("linear FP16 (FAST) 32768×8192 → 49152 (gate/up)", flops, median(3, () -> fastLinear(gpu,
                         x, wUp, h)));
+                TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, true);
+                perfFlops("linear FP16 small tiles (128 × 128, 2 stages) 32768×8192 → 49152", flops, median(3,
+                        () -> smallTiles.gemmNT(x.matrix(), wUp.matrix(), h.matrix(), null, 1f, 0f, Precision.FP16)));
                 try (DeviceTensor wDown = gpu.upload(gaussian(hidden * inter, 0.02), hidden, inter)) {
                     perfFlops("linear TF32 32768×49152 → 8192 (down)", flops, median(3, () -> gpu.linear(h, wDown, null,
                             x)));
