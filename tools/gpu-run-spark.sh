@@ -135,35 +135,42 @@ EOF
 cat > "$b/e2e.sh" <<'EOF'
 #!/usr/bin/env bash
 # Device call 2: converts the tiny model on GPU 0 (`exl2 convert ... --conf spark.exl2.localGpus=0`), evaluates each
-# output on the GPU and leaves in $OUT: e2e.log, <bpw>bpw.safetensors per target, small.tar.gz (measurement.json,
-# job.json, each output's config.json and manifest). TARGETS (default 4.0,3.0,2.5) and extra convert flags ("$@").
+# output on the GPU and leaves in $OUT: e2e.log, <bpw>bpw.safetensors per target (unless KEEP_OUTPUTS=0),
+# small.tar.gz (the job directory's JSON files: measurement, job, strategies; each output's config and manifest). TARGETS (default 4.0,3.0,2.5)
+# and extra convert flags ("$@"). E2E_NAME=N keeps the run's job and outputs under /tmp/exl2-spark/runs/N and $OUT/N,
+# so that several conversions (e.g. variants whose sums run in another order) can run side by side in one call.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=/tmp/exl2-spark
 out=${OUT:-$work/out-files}
-mkdir -p "$out"
+run_dir=$work
+if [ -n "${E2E_NAME:-}" ]; then
+  run_dir="$work/runs/$E2E_NAME"
+  out="$out/$E2E_NAME"
+fi
+mkdir -p "$out" "$run_dir"
 targets=${TARGETS:-4.0,3.0,2.5}
 log="$out/e2e.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee "$log"
 nproc | sed 's/^/cpu cores: /' | tee -a "$log"
-rm -rf "$work/job" "$work/model-out"
+echo "convert flags: $*" | tee -a "$log"
+rm -rf "$run_dir/job" "$run_dir/model-out"
 start=$(date +%s%N)
-"$here/exl2.sh" convert -i "$work/data/model" -o "$work/job" -cf "$work/model-out" -b "$targets" \
+"$here/exl2.sh" convert -i "$work/data/model" -o "$run_dir/job" -cf "$run_dir/model-out" -b "$targets" \
   --conf spark.exl2.localGpus=0 "$@" 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
 echo "convert rc=$rc wall=$(( ($(date +%s%N) - start) / 1000000 )) ms" | tee -a "$log"
 IFS=, read -r -a bpws <<< "$targets"
 for t in "${bpws[@]}"; do
-  dir="$work/model-out/${t}bpw"
-  [ "${#bpws[@]}" -eq 1 ] && dir="$work/model-out"
+  dir="$run_dir/model-out/${t}bpw"
+  [ "${#bpws[@]}" -eq 1 ] && dir="$run_dir/model-out"
   [ -d "$dir" ] || continue
-  cp "$dir/output.safetensors" "$out/${t}bpw.safetensors"
+  [ "${KEEP_OUTPUTS:-1}" = 0 ] || cp "$dir/output.safetensors" "$out/${t}bpw.safetensors"
   start=$(date +%s%N)
   "$here/exl2.sh" eval -m "$dir" --text "$work/data/heldout.txt" --device 0 2>&1 | sed "s/^/eval ${t}bpw: /" | tee -a "$log"
   echo "eval ${t}bpw wall=$(( ($(date +%s%N) - start) / 1000000 )) ms" | tee -a "$log"
 done
-(cd "$work" && tar -czf "$out/small.tar.gz" job/measurement.json job/job.json \
-  $(cd "$work" && find model-out -name '*.json' ! -name tokenizer.json) 2>/dev/null)
+(cd "$run_dir" && tar -czf "$out/small.tar.gz" $(find job model-out -name '*.json' ! -name tokenizer.json))
 exit "$rc"
 EOF
 chmod +x "$a/unpack.sh" "$b/exl2.sh" "$b/e2e.sh"
