@@ -306,10 +306,7 @@ public final class CpuBackend implements Backend {
 
     /** Softmax over s[base+lo, base+hi) of a row of n scores; the rest of the row becomes 0. */
     private static void maskedSoftmax(float[] s, int base, int n, int lo, int hi) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = lo; j < hi; j++) {
-            max = Math.max(max, s[base + j]);
-        }
+        float max = EXP.max(s, base + lo, base + hi);
         float inv = 1f / EXP.expInPlace(s, base + lo, base + hi, max);
         for (int j = lo; j < hi; j++) {
             s[base + j] *= inv;
@@ -359,10 +356,7 @@ public final class CpuBackend implements Backend {
         parallelFor(x.rows(), 1, (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
                 int base = ho.rowOffset(r);
-                float max = Float.NEGATIVE_INFINITY;
-                for (int i = 0; i < cols; i++) {
-                    max = Math.max(max, xs[base + i]);
-                }
+                float max = EXP.max(xs, base, base + cols);
                 if (log) {
                     // (x − max) first: exact near the max, where the large log-probabilities are
                     float logSum = (float) Math.log(EXP.sumExp(xs, base, base + cols, max));
