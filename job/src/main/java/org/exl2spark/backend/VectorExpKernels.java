@@ -12,10 +12,11 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link ExpKernels} on the Vector API: {@link FastExp}'s range reduction and polynomial, lane by lane, with the same
  * edge behaviour (below −86 → 0, NaN stays NaN, above 88 → e^88). Loaded only when jdk.incubator.vector is present.
  *
- * <p>e^x is written out once, inside {@link #expInPlace}'s loop, and the other kernels go through that loop: a vector
- * handed to a method C2 does not inline is boxed, and C2 decides that inlining from call profiles that other vector
- * code in the JVM (the scale search) pollutes; the vector operations then ran the Vector API's Java fallback, and
- * softmax and SwiGLU took about a quarter of a conversion's CPU time (JFR, docs/BENCHMARKS.md).
+ * <p>e^x is written out once, inside {@link #expInPlace}'s loop, and the other kernels go through that loop: C2
+ * decides whether to inline a helper from call profiles, which other vector code in the JVM (the scale search)
+ * pollutes. Out of line, every call boxed its vectors (a heap object each; 4720 garbage collections in one tiny
+ * conversion), and softmax and SwiGLU took two thirds of the conversion's Java execution samples (JFR,
+ * docs/BENCHMARKS.md).
  */
 final class VectorExpKernels implements ExpKernels {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -44,9 +45,9 @@ final class VectorExpKernels implements ExpKernels {
             FloatVector p = r.mul(FastExp.P7).add(FastExp.P6).mul(r).add(FastExp.P5).mul(r).add(FastExp.P4).mul(r)
                     .add(FastExp.P3).mul(r).add(FastExp.P2).mul(r).add(1f).mul(r).add(1f);
             // 2^k from k in t's low mantissa bits, the bits moved through memory: C2 did not intrinsify the register
-            // reinterpretation (reinterpretAsInts) in this loop, and its Java fallback dominated softmax. p·2^k is
-            // exact and normal for every clamped input (k in [−124, 127], p near 1), so it equals FastExp's exponent
-            // addition bit for bit.
+            // reinterpretation (reinterpretAsInts) in this loop, and the Vector API's Java fallback then dominated an
+            // attention micro-benchmark. p·2^k is exact and normal for every clamped input (k in [−124, 127], p near
+            // 1), so it equals FastExp's exponent addition bit for bit.
             t.intoByteArray(bits, 0, ByteOrder.LITTLE_ENDIAN);
             IntVector.fromByteArray(INTS, bits, 0, ByteOrder.LITTLE_ENDIAN)
                     .sub(Float.floatToRawIntBits(FastExp.ROUNDER) - 127).lanewise(VectorOperators.LSHL, 23)
