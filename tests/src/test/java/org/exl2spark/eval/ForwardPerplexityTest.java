@@ -12,8 +12,8 @@ import org.exl2spark.backend.Tensor;
 import org.exl2spark.calib.EvalTokens;
 import org.exl2spark.calib.TokenRows;
 import org.exl2spark.calib.Tokenizer;
+import org.exl2spark.model.ForwardingWeightSource;
 import org.exl2spark.model.LinearSpec;
-import org.exl2spark.model.ModelArchitecture;
 import org.exl2spark.model.Transformer;
 import org.exl2spark.model.WeightSource;
 import org.exl2spark.model.WeightSources;
@@ -59,16 +59,9 @@ class ForwardPerplexityTest {
     }
 
     /** The tiny model with noise added to one layer's down_proj: a model that predicts a bit differently. */
-    private static final class Perturbed implements WeightSource {
-        private final WeightSource base;
-
+    private static final class Perturbed extends ForwardingWeightSource {
         Perturbed(WeightSource base) {
-            this.base = base;
-        }
-
-        @Override
-        public ModelArchitecture architecture() {
-            return base.architecture();
+            super(base);
         }
 
         @Override
@@ -83,21 +76,7 @@ class ForwardPerplexityTest {
             return w;
         }
 
-        @Override
-        public float[] bias(LinearSpec linear) throws IOException {
-            return base.bias(linear);
-        }
-
-        @Override
-        public float[] norm(String tensorName) throws IOException {
-            return base.norm(tensorName);
-        }
-
-        @Override
-        public float[] embeddingRows(int[] ids) throws IOException {
-            return base.embeddingRows(ids);
-        }
-
+        /** This one owns its base: the test opens it for it alone. */
         @Override
         public void close() throws IOException {
             base.close();

@@ -14,6 +14,7 @@ import java.util.zip.GZIPOutputStream;
 import org.apache.hadoop.conf.Configuration;
 import org.exl2spark.calib.TokenRows;
 import org.exl2spark.model.BlockSpec;
+import org.exl2spark.model.ForwardingWeightSource;
 import org.exl2spark.model.LayerSpec;
 import org.exl2spark.model.LinearSpec;
 import org.exl2spark.model.ModelArchitecture;
@@ -64,36 +65,12 @@ class ForwardFixtureTest {
         Path model = SharedData.tinyModel();
         Path file = SharedData.scratch("forward-fixture").resolve("not-fp16.bin");
         try (WeightSource source = WeightSources.open(model.toString(), CONF)) {
-            WeightSource widened = new WeightSource() {
-                @Override
-                public ModelArchitecture architecture() {
-                    return source.architecture();
-                }
-
-                @Override
-                public float[] linearWeight(LinearSpec linear) throws IOException {
-                    return source.linearWeight(linear);
-                }
-
-                @Override
-                public float[] bias(LinearSpec linear) throws IOException {
-                    return source.bias(linear);
-                }
-
+            WeightSource widened = new ForwardingWeightSource(source) {
                 @Override
                 public float[] norm(String tensorName) throws IOException {
-                    float[] n = source.norm(tensorName);
+                    float[] n = base.norm(tensorName);
                     n[7] = 0.1f;  // 0.1 has no exact fp16 form
                     return n;
-                }
-
-                @Override
-                public float[] embeddingRows(int[] ids) throws IOException {
-                    return source.embeddingRows(ids);
-                }
-
-                @Override
-                public void close() {
                 }
             };
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ForwardFixture.write(
