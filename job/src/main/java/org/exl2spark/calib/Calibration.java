@@ -24,9 +24,8 @@ import org.exl2spark.io.Storage;
  * </ul>
  * The default mirrors the shape of ExLlamaV2's own: contiguous rows of each genre, mostly English prose and technical
  * text ({@link #MIX}), two rows of uniformly random token ids (they exercise rarely used embedding rows and keep
- * Hessians well conditioned), and, for the larger quantization set, the remaining contiguous rows and then the same
- * text cut at other offsets, so every row is natural text as the model reads it. Measurement rows are the first rows
- * of the quantization set. Everything is deterministic.
+ * Hessians well conditioned), and, for the larger quantization set, rows stitched from 128-token chunks drawn by
+ * genre with a fixed seed. Measurement rows are the first rows of the quantization set. Everything is deterministic.
  */
 public final class Calibration {
     /** ExLlamaV2's default calibration row counts (measurement, quantization). */
@@ -36,6 +35,7 @@ public final class Calibration {
     static final String RESOURCE_DIR = "/org/exl2spark/calib/default/";
     static final String DOC_SEPARATOR = "<|doc|>";
     static final int RANDOM_ROWS = 2;
+    static final int CHUNK = 128;
     static final long SEED = 0x45584c32L;
 
     private Calibration() {
@@ -63,20 +63,24 @@ public final class Calibration {
     }
 
     /**
-     * Share of each genre (in {@link #GENRES} order) among the measurement rows. Like ExLlamaV2's default, English
-     * prose and technical text dominate, with code and a minority of multilingual and structured text.
+     * Share of each genre (in {@link #GENRES} order) among the measurement rows and the stitched rows. Like
+     * ExLlamaV2's default, English prose and technical text dominate, with code and a minority of multilingual and
+     * structured text.
      */
     static final double[] MIX = {0.35, 0.22, 0.28, 0.10, 0.05};
 
     /** The built-in calibration set: {@code rows} rows of {@code length} tokens. */
     public static TokenRows defaultRows(Tokenizer tokenizer, int vocabSize, int rows, int length) throws IOException {
+        List<List<int[]>> contiguous = new ArrayList<>();
         List<int[]> genreTokens = new ArrayList<>();
         for (String genre : GENRES) {
-            genreTokens.add(tokenizer.encode(String.join("\n\n", documents(genre))));
-        }
-        List<List<int[]>> contiguous = new ArrayList<>();
-        for (int[] tokens : genreTokens) {
-            contiguous.add(windows(tokens, 0, length));
+            int[] tokens = tokenizer.encode(String.join("\n\n", documents(genre)));
+            genreTokens.add(tokens);
+            List<int[]> cut = new ArrayList<>();
+            for (int k = 0; (long) (k + 1) * length <= tokens.length; k++) {
+                cut.add(Arrays.copyOfRange(tokens, k * length, (k + 1) * length));
+            }
+            contiguous.add(cut);
         }
         List<int[]> out = new ArrayList<>();
         // measurement rows first (they are the first rows of the quantization set): each genre's quota
@@ -96,26 +100,18 @@ public final class Calibration {
             }
             out.add(row);
         }
-        List<List<int[]>> rest = new ArrayList<>();
         for (int g = 0; g < GENRES.length; g++) {
-            rest.add(contiguous.get(g).subList(taken[g], contiguous.get(g).size()));
+            out.addAll(contiguous.get(g).subList(taken[g], contiguous.get(g).size()));
         }
-        out.addAll(interleaved(rest));
-        // then the same text cut at other offsets (half a row, a quarter, three quarters, ...): every token keeps its
-        // natural preceding context, as in ExLlamaV2's default set, whose rows are nearly all contiguous text
-        for (int denominator = 2; out.size() < rows && denominator <= length; denominator *= 2) {
-            for (int numerator = 1; numerator < denominator && out.size() < rows; numerator += 2) {
-                int offset = (int) ((long) length * numerator / denominator);
-                List<List<int[]>> shifted = new ArrayList<>();
-                for (int[] tokens : genreTokens) {
-                    shifted.add(windows(tokens, offset, length));
-                }
-                out.addAll(interleaved(shifted));
+        // then rows stitched from 128-token chunks, each chunk's genre drawn by MIX
+        while (out.size() < rows) {
+            int[] row = new int[length];
+            for (int i = 0; i < length; i += CHUNK) {
+                int[] pool = genreTokens.get(pickGenre(rng, genreTokens));
+                int start = rng.nextInt(pool.length - CHUNK + 1);
+                System.arraycopy(pool, start, row, i, Math.min(CHUNK, length - i));
             }
-        }
-        if (out.size() < rows) {
-            throw new IllegalArgumentException("the built-in calibration text gives " + out.size() + " rows of "
-                    + length + " tokens, " + rows + " were asked for; give a calibration file (-c)");
+            out.add(row);
         }
         int[] ids = new int[Math.multiplyExact(rows, length)];
         for (int r = 0; r < rows; r++) {
@@ -124,35 +120,15 @@ public final class Calibration {
         return new TokenRows(rows, length, ids);
     }
 
-    /** Consecutive {@code length}-token windows of {@code tokens} starting at {@code offset}. */
-    static List<int[]> windows(int[] tokens, int offset, int length) {
-        List<int[]> cut = new ArrayList<>();
-        for (long start = offset; start + length <= tokens.length; start += length) {
-            cut.add(Arrays.copyOfRange(tokens, (int) start, (int) start + length));
-        }
-        return cut;
-    }
-
-    /**
-     * The genres' rows merged by their relative position within each genre, so that any prefix of the result holds
-     * the genres in the proportions of the whole.
-     */
-    static List<int[]> interleaved(List<List<int[]>> perGenre) {
-        record Placed(double position, int genre, int[] row) {
-        }
-        List<Placed> all = new ArrayList<>();
-        for (int g = 0; g < perGenre.size(); g++) {
-            List<int[]> rows = perGenre.get(g);
-            for (int k = 0; k < rows.size(); k++) {
-                all.add(new Placed((k + 0.5) / rows.size(), g, rows.get(k)));
+    private static int pickGenre(SplittableRandom rng, List<int[]> genreTokens) {
+        double u = rng.nextDouble();
+        for (int g = 0; g < MIX.length; g++) {
+            u -= MIX[g];
+            if (u < 0 && genreTokens.get(g).length >= CHUNK) {
+                return g;
             }
         }
-        all.sort(java.util.Comparator.comparingDouble(Placed::position).thenComparingInt(Placed::genre));
-        List<int[]> out = new ArrayList<>();
-        for (Placed p : all) {
-            out.add(p.row());
-        }
-        return out;
+        return 0;
     }
 
     /** The documents of one genre of the built-in set. */
