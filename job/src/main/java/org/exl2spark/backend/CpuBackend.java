@@ -1,6 +1,7 @@
 package org.exl2spark.backend;
 
 import java.util.concurrent.ForkJoinPool;
+import org.exl2spark.io.Half;
 import org.netlib.util.intW;
 import java.util.concurrent.RecursiveAction;
 
@@ -19,6 +20,8 @@ public final class CpuBackend implements Backend {
     private static final int GRAM_BLOCK = 128;
     /** Elements below which an elementwise operation is not worth splitting. */
     private static final long ELEMENT_GRAIN = 1 << 15;
+    /** The largest finite fp16 value. */
+    private static final float HALF_MAX = 65504f;
 
     private static final ExpKernels EXP = ExpKernels.best();
 
@@ -336,6 +339,18 @@ public final class CpuBackend implements Backend {
         parallelFor(a.size(), ELEMENT_GRAIN, (i0, i1) -> {
             for (int i = (int) i0; i < i1; i++) {
                 o[i] = as[i] + bs[i];
+            }
+        });
+    }
+
+    @Override
+    public void roundToHalf(Tensor x, Tensor out) {
+        float[] xs = host(x, "x").data();
+        float[] o = host(out, "out").data();
+        ShapeChecks.sameShape("roundToHalf", x, out);
+        parallelFor(x.size(), ELEMENT_GRAIN, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                o[i] = Half.toFloat(Half.fromFloat(Math.max(-HALF_MAX, Math.min(HALF_MAX, xs[i]))));
             }
         });
     }
