@@ -1,7 +1,7 @@
 // The transformer forward's non-GEMM operations on fp32 row-major device tensors: embedding gather, RMSNorm,
 // rotary embedding, causal grouped-query attention (optionally in a sliding window), SwiGLU, addition, row softmax
-// and log-softmax, per-row KL divergence, a 2-D transpose, and rounding to fp16 values. CPU twins:
-// org.exl2spark.backend.CpuBackend. Every index into a tensor is 64-bit.
+// and log-softmax, per-row KL divergence, the block error's per-row sums, a 2-D transpose, and rounding to fp16
+// values. CPU twins: org.exl2spark.backend.CpuBackend. Every index into a tensor is 64-bit.
 
 #include <cuda_fp16.h>
 
@@ -298,6 +298,38 @@ kl_rows(const float* __restrict__ p, const float* __restrict__ q, float* __restr
     }
     s = block_sum(s, scratch);
     if (threadIdx.x == 0) out[blockIdx.x] = (float)s;
+}
+
+// The block error's sums over slices of rows: for row r of y and ref ([rows, rowSize], dense) and slice p of
+// `slices`, partial[(r * slices + p) * 2] = sum (clamp(y) - ref)^2 and partial[... + 1] = sum ref^2, in double. y
+// is clamped to fp16's range as fp16 states would be (NaN stays NaN); the difference is taken in fp32, as the CPU
+// twin does. The host adds the slices in order, so the result does not depend on scheduling. Grid: x slices, y rows.
+extern "C" __global__ void __launch_bounds__(ROW_THREADS)
+relative_error_partials(const float* __restrict__ y, const float* __restrict__ ref, i64 rowSize, int slices,
+                        double* __restrict__ partial) {
+    __shared__ double scratch[ROW_THREADS / 32];
+    const i64 r = blockIdx.y;
+    const i64 per = (rowSize + slices - 1) / slices;
+    const i64 begin = (i64)blockIdx.x * per;
+    const i64 end = begin + per < rowSize ? begin + per : rowSize;
+    const float* yr = y + r * rowSize;
+    const float* br = ref + r * rowSize;
+    double diff = 0.0, norm = 0.0;
+    for (i64 i = begin + threadIdx.x; i < end; i += ROW_THREADS) {
+        const float v = yr[i];
+        const float q = v != v ? v : fminf(fmaxf(v, -65504.f), 65504.f);
+        const float b = br[i];
+        const double d = (double)__fsub_rn(q, b);
+        diff += d * d;
+        norm += (double)b * b;
+    }
+    diff = block_sum(diff, scratch);
+    norm = block_sum(norm, scratch);
+    if (threadIdx.x == 0) {
+        const i64 o = (r * slices + blockIdx.x) * 2;
+        partial[o] = diff;
+        partial[o + 1] = norm;
+    }
 }
 
 // out[c, r] = in[r, c] for in [rows, cols] (both dense); tiles through shared memory keep both sides coalesced.

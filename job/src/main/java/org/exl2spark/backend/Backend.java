@@ -24,8 +24,17 @@ public interface Backend extends AutoCloseable {
      */
     Tensor upload(float[] data, long... shape);
 
+    /**
+     * A tensor holding a copy of {@code data[offset, offset + n)}, n the shape's element count: a slice of a large
+     * host array (a chunk of calibration rows) without an intermediate array.
+     */
+    Tensor uploadSlice(float[] data, int offset, long... shape);
+
     /** A copy of the tensor's elements on the host (at most 2^31-9 of them). */
     float[] download(Tensor t);
+
+    /** Copies the tensor's elements into {@code dst} from {@code offset} on (waiting for queued work first). */
+    void downloadSlice(Tensor t, float[] dst, int offset);
 
     /**
      * GEMM on matrices: {@code c = alpha·op(a)·op(b) + beta·c}, op = transpose when the flag is set. With
@@ -38,6 +47,29 @@ public interface Backend extends AutoCloseable {
      * [outF, inF], bias [outF] or null.
      */
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
+
+    /**
+     * How {@link #linear} meets the hardware. {@code ACCURATE}: fp32 accuracy (the reference forwards, the Hessians'
+     * inputs, evaluation). {@code FAST}: the device's fastest precision with about 1e-3 relative rounding, the class
+     * of the fp16 forwards ExLlamaV2 measures with; for forwards whose outputs are only compared with a reference
+     * (the measurement's candidates). A backend without a faster precision runs both the same way.
+     */
+    enum LinearMode { ACCURATE, FAST }
+
+    /**
+     * Runs {@link #linear} in {@code mode} until the returned scope closes, then restores the previous mode. The CPU
+     * computes every linear in fp32 whatever the mode.
+     */
+    default ModeScope linearMode(LinearMode mode) {
+        return () -> { };
+    }
+
+    /** A {@link #linearMode} setting that ends when closed. */
+    @FunctionalInterface
+    interface ModeScope extends AutoCloseable {
+        @Override
+        void close();
+    }
 
     /** {@code gram += xᵀ·x} for x [rows, n] and gram [n, n] (the GPTQ Hessian accumulation); gram stays symmetric. */
     void accumulateGram(Tensor x, Tensor gram);
@@ -68,6 +100,16 @@ public interface Backend extends AutoCloseable {
 
     /** Elementwise {@code out = a + b}; out may be a or b. */
     void add(Tensor a, Tensor b, Tensor out);
+
+    /** {@code dst = src} for two tensors of the same shape. */
+    void copy(Tensor src, Tensor dst);
+
+    /**
+     * ExLlamaV2's block error of each calibration row: for every index r of dim 0 of y and reference (same shape),
+     * {@code ‖clamp(y[r]) − reference[r]‖_F / ‖reference[r]‖_F}, y clamped to fp16's ±65504 as fp16 states would be,
+     * the differences taken in fp32 and the sums in fp64.
+     */
+    double[] relativeErrors(Tensor y, Tensor reference);
 
     /**
      * Elementwise {@code out = float(fp16(x))}: each value rounded to the nearest fp16 (half to even), values beyond

@@ -20,10 +20,10 @@ public final class CpuBackend implements Backend {
     private static final int GRAM_BLOCK = 128;
     /** Elements below which an elementwise operation is not worth splitting. */
     private static final long ELEMENT_GRAIN = 1 << 15;
-    /** The largest finite fp16 value. */
-    private static final float HALF_MAX = 65504f;
 
     private static final ExpKernels EXP = ExpKernels.best();
+    /** The largest magnitude fp16 holds; the block error clamps outputs to it, as fp16 states would be. */
+    public static final float FP16_MAX = 65504f;
 
     private final int threads;
     private final ForkJoinPool pool;
@@ -71,8 +71,24 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public HostTensor uploadSlice(float[] data, int offset, long... shape) {
+        long n = Tensor.elementCount(shape);
+        if (offset < 0 || n > data.length - (long) offset) {
+            throw new IllegalArgumentException("uploadSlice: " + n + " elements from " + offset + " of an array of "
+                    + data.length);
+        }
+        return new HostTensor(java.util.Arrays.copyOfRange(data, offset, offset + (int) n), shape);
+    }
+
+    @Override
     public float[] download(Tensor t) {
         return host(t, "tensor").data().clone();
+    }
+
+    @Override
+    public void downloadSlice(Tensor t, float[] dst, int offset) {
+        float[] src = host(t, "tensor").data();
+        System.arraycopy(src, 0, dst, offset, src.length);
     }
 
     @Override
@@ -344,13 +360,56 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void copy(Tensor src, Tensor dst) {
+        float[] s = host(src, "src").data();
+        float[] d = host(dst, "dst").data();
+        ShapeChecks.sameShape("copy", src, dst);
+        System.arraycopy(s, 0, d, 0, s.length);
+    }
+
+    /** Rows in parallel, each summed in element order ({@link #relativeError}). */
+    @Override
+    public double[] relativeErrors(Tensor y, Tensor reference) {
+        float[] ys = host(y, "y").data();
+        float[] rs = host(reference, "reference").data();
+        ShapeChecks.sameShape("relativeErrors", y, reference);
+        int rows = Math.toIntExact(y.dim(0));
+        int rowSize = rows == 0 ? 0 : Math.toIntExact(y.size() / rows);
+        double[] out = new double[rows];
+        parallelFor(rows, 1, (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                int off = Math.toIntExact(r * rowSize);
+                out[(int) r] = relativeError(ys, off, rs, off, rowSize);
+            }
+        });
+        return out;
+    }
+
+    /**
+     * {@code ‖clamp(y) − ref‖ / ‖ref‖} over {@code size} elements from the given offsets (y clamped to ±65504 as
+     * fp16 states would be; differences in fp32, sums in fp64): one row of {@link #relativeErrors}.
+     */
+    public static double relativeError(float[] y, int yOffset, float[] reference, int referenceOffset, int size) {
+        double diff = 0;
+        double norm = 0;
+        for (int i = 0; i < size; i++) {
+            float q = Math.max(-FP16_MAX, Math.min(FP16_MAX, y[yOffset + i]));
+            float b = reference[referenceOffset + i];
+            double d = q - b;
+            diff += d * d;
+            norm += (double) b * b;
+        }
+        return Math.sqrt(diff) / Math.sqrt(norm);
+    }
+
+    @Override
     public void roundToHalf(Tensor x, Tensor out) {
         float[] xs = host(x, "x").data();
         float[] o = host(out, "out").data();
         ShapeChecks.sameShape("roundToHalf", x, out);
         parallelFor(x.size(), ELEMENT_GRAIN, (i0, i1) -> {
             for (int i = (int) i0; i < i1; i++) {
-                o[i] = Half.toFloat(Half.fromFloat(Math.max(-HALF_MAX, Math.min(HALF_MAX, xs[i]))));
+                o[i] = Half.toFloat(Half.fromFloat(Math.max(-FP16_MAX, Math.min(FP16_MAX, xs[i]))));
             }
         });
     }

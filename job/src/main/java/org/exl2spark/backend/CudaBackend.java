@@ -18,8 +18,8 @@ import org.exl2spark.kernels.TensorCoreGemm.Precision;
  * stream in call order; {@link #download} waits for them.
  *
  * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
- * layer's output, 2.8× the rate of split TF32, which matches fp32); {@link #matmul} on the tensor cores at fp32
- * accuracy (split TF32);
+ * layer's output, 2.8× the rate of split TF32, which matches fp32), and at TF32 inside a {@link #linearMode} scope of
+ * {@code FAST}; {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
  * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). CPU twins: {@link CpuBackend}.
  */
 public final class CudaBackend implements Backend {
@@ -29,6 +29,8 @@ public final class CudaBackend implements Backend {
     private final ForwardKernels forward;
     private final TensorCoreGemm tensorCores;
     private final Precision linearPrecision;
+    /** What {@link #linear} runs at now: linearPrecision, or TF32 inside a FAST {@link #linearMode} scope. */
+    private Precision activePrecision;
     private final CudaGptq gptq;
 
     /**
@@ -46,6 +48,7 @@ public final class CudaBackend implements Backend {
         this.forward = new ForwardKernels(context);
         this.tensorCores = new TensorCoreGemm(context);
         this.linearPrecision = linearPrecision;
+        this.activePrecision = linearPrecision;
         this.gptq = new CudaGptq(memory);
     }
 
@@ -100,6 +103,28 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    @Override
+    public DeviceTensor uploadSlice(float[] data, int offset, long... shape) {
+        long n = Tensor.elementCount(shape);
+        if (offset < 0 || n > data.length - (long) offset) {
+            throw new IllegalArgumentException("uploadSlice: shape " + java.util.Arrays.toString(shape) + " needs " + n
+                    + " elements from " + offset + " of an array of " + data.length);
+        }
+        DeviceTensor t = allocate("uploaded tensor", shape);
+        t.buffer().copyFromHost(data, offset, (int) n, 0);
+        return t;
+    }
+
+    @Override
+    public void downloadSlice(Tensor t, float[] dst, int offset) {
+        DeviceTensor d = device(t, "tensor");
+        if (offset < 0 || d.size() > dst.length - (long) offset) {
+            throw new IllegalArgumentException("downloadSlice: " + d + " does not fit an array of " + dst.length
+                    + " from " + offset);
+        }
+        d.buffer().copyToHost(0, dst, offset, (int) d.size());
+    }
+
     /** Waits for the queued kernels, then copies the tensor to the host. */
     @Override
     public float[] download(Tensor t) {
@@ -145,6 +170,14 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
+    /** FAST: TF32 (~5e-4 relative error in a 110B linear's output, 2.7× the rate of split TF32). */
+    @Override
+    public ModeScope linearMode(LinearMode mode) {
+        Precision previous = activePrecision;
+        activePrecision = mode == LinearMode.FAST ? Precision.TF32 : linearPrecision;
+        return () -> activePrecision = previous;
+    }
+
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
         DeviceTensor dx = device(x, "x");
@@ -153,7 +186,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor dbias = bias == null ? null : device(bias, "bias");
         ShapeChecks.linear(x, weight, bias, out);
         tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(),
-                dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows()), 1f, 0f, linearPrecision);
+                dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows()), 1f, 0f, activePrecision);
     }
 
     /** fp32 (no tensor cores): the upper triangle accumulated, then mirrored into the lower. */
@@ -246,6 +279,51 @@ public final class CudaBackend implements Backend {
         DeviceTensor dout = device(out, op + " output");
         ShapeChecks.elementwise(op, a, b, out);
         kernel.launch(da.matrix(), db.matrix(), dout.matrix());
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        DeviceTensor ds = device(src, "src");
+        DeviceTensor dd = device(dst, "dst");
+        ShapeChecks.sameShape("copy", src, dst);
+        if (ds.size() == 0) {
+            return;
+        }
+        dd.buffer().copyFromDevice(ds.buffer(), 0, 0, 4L * ds.size());
+    }
+
+    /**
+     * Sums over slices of each row on the device (relative_error_partials), the slices added here in order: only
+     * 16 bytes per slice come back, and the result does not depend on the kernel's scheduling.
+     */
+    @Override
+    public double[] relativeErrors(Tensor y, Tensor reference) {
+        DeviceTensor dy = device(y, "y");
+        DeviceTensor dr = device(reference, "reference");
+        ShapeChecks.sameShape("relativeErrors", y, reference);
+        long rows = y.dim(0);
+        long rowSize = rows == 0 ? 0 : y.size() / rows;
+        int slices = forward.errorSlices(rows, rowSize);
+        double[] partial = new double[Math.toIntExact(2 * rows * slices)];
+        DeviceBuffer sums = memory.allocate("block error sums", 8L * Math.max(1, partial.length));
+        try {
+            forward.relativeErrorPartials(new DeviceMatrix(dy.buffer(), 0, rows, rowSize, Math.max(1, rowSize)),
+                    new DeviceMatrix(dr.buffer(), 0, rows, rowSize, Math.max(1, rowSize)), slices, sums);
+            sums.copyToHost(0, partial, 0, partial.length);
+        } finally {
+            memory.free(sums);
+        }
+        double[] out = new double[(int) rows];
+        for (int r = 0; r < rows; r++) {
+            double diff = 0;
+            double norm = 0;
+            for (int p = 0; p < slices; p++) {
+                diff += partial[2 * (r * slices + p)];
+                norm += partial[2 * (r * slices + p) + 1];
+            }
+            out[r] = Math.sqrt(diff) / Math.sqrt(norm);
+        }
+        return out;
     }
 
     @Override

@@ -1,6 +1,7 @@
 package org.exl2spark.gpu;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -152,6 +153,24 @@ public final class GpuBackendTest {
             expect(errExact < 1e-5, "linear split TF32 " + shape, String.format(Locale.ROOT,
                     "max error %.2e of max |y|", errExact));
         }
+        // a FAST linearMode scope: TF32 on a split-TF32 backend, split TF32 again once the scope closes
+        {
+            int rows = 130;
+            int in = 1024;
+            int out = 384;
+            float[] x = gaussian(rows * in, 1);
+            float[] w = gaussian(out * in, 0.05);
+            float[] ref = linearOn(cpu, x, w, null, rows, in, out);
+            float[] scoped;
+            try (Backend.ModeScope s = exact.linearMode(Backend.LinearMode.FAST)) {
+                scoped = linearOn(exact, x, w, null, rows, in, out);
+            }
+            float[] after = linearOn(exact, x, w, null, rows, in, out);
+            float[] tf32 = linearOn(fast, x, w, null, rows, in, out);
+            expect(Arrays.equals(scoped, tf32) && scaledErr(after, ref) < 1e-5, "linear in a FAST linearMode scope",
+                    String.format(Locale.ROOT, "inside: bit for bit the TF32 backend's; after: split TF32, max error"
+                            + " %.2e of max |y|", scaledErr(after, ref)));
+        }
         // the 72 KiB tile variants, which devices with at most 99 KiB of shared memory per block (sm_86, sm_89) run
         TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, true);
         int rows = 257;
@@ -297,6 +316,62 @@ public final class GpuBackendTest {
             }
         });
         compare("rope", roped, 1e-6, batch + "×" + seq + "×" + heads + "·" + headDim);
+
+        float[] copied = on(be -> {
+            try (Tensor src = be.upload(q.clone(), batch, seq, (long) heads * headDim);
+                    Tensor dst = be.zeros(batch, seq, (long) heads * headDim)) {
+                be.copy(src, dst);
+                return be.download(dst);
+            }
+        })[1];
+        expect(Arrays.equals(copied, q), "copy", batch + "×" + seq + "×" + heads * headDim + ", bit for bit");
+        float[] sliced = on(be -> {
+            float[] back = new float[q.length];
+            try (Tensor t = be.uploadSlice(q, 64, batch, seq - 1, (long) heads * headDim)) {
+                be.downloadSlice(t, back, 3);
+            }
+            return back;
+        })[1];
+        float[] expectedSlice = new float[q.length];
+        System.arraycopy(q, 64, expectedSlice, 3, batch * (seq - 1) * heads * headDim);
+        expect(Arrays.equals(sliced, expectedSlice), "uploadSlice and downloadSlice", "from offset 64, into offset 3,"
+                + " bit for bit");
+
+        // the block error: 3 rows, one with values beyond fp16's range (clamped) and one with a NaN; a long row
+        // (1.5 M values) spreads over many slices
+        for (int[] shape : new int[][] {{3, 7, 500}, {2, 2048, 768}}) {
+            int rowCount = shape[0];
+            int n = rowCount * shape[1] * shape[2];
+            float[] yv = gaussian(n, 1);
+            float[] refv = yv.clone();
+            for (int i = 0; i < n; i++) {
+                refv[i] += (float) (0.05 * random.nextGaussian());
+            }
+            yv[5] = 1e6f;
+            if (rowCount > 2) {
+                yv[n - 1] = Float.NaN;
+            }
+            double[][] errs = new double[2][];
+            for (int b = 0; b < 2; b++) {
+                Backend be = b == 0 ? cpu : gpu;
+                try (Tensor ty = be.upload(yv.clone(), rowCount, shape[1], shape[2]);
+                        Tensor tr = be.upload(refv.clone(), rowCount, shape[1], shape[2])) {
+                    errs[b] = be.relativeErrors(ty, tr);
+                }
+            }
+            double worst = 0;
+            boolean nanSame = true;
+            for (int r = 0; r < rowCount; r++) {
+                if (Double.isNaN(errs[0][r]) || Double.isNaN(errs[1][r])) {
+                    nanSame &= Double.isNaN(errs[0][r]) && Double.isNaN(errs[1][r]);
+                } else {
+                    worst = Math.max(worst, Math.abs(errs[1][r] - errs[0][r]) / errs[0][r]);
+                }
+            }
+            expect(worst < 1e-9 && nanSame, "relativeErrors " + rowCount + "×" + shape[1] + "×" + shape[2],
+                    String.format(Locale.ROOT, "per-row errors %s; largest relative difference %.1e, NaN rows alike"
+                            + " %s", Arrays.toString(errs[1]), worst, nanSame));
+        }
 
         for (int n : new int[] {1001, 4096}) {
             float[] g = gaussian(n, 3);

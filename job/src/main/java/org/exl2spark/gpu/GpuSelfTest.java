@@ -242,6 +242,34 @@ public final class GpuSelfTest {
         b.copyFromDevice(a, 0, 0, bytes);
         double ms = median(5, () -> b.copyFromDevice(a, 0, 0, bytes));
         perfBytes("device-to-device copy 4 GiB (read + write counted)", 2.0 * bytes, ms);
+        memory.free(a);
+        memory.free(b);
+
+        // host arrays in and out through the pinned slab: 1 GiB plus a part slab, from and to an odd offset
+        int floats = (1 << 28) + 12345;
+        int offset = 7;
+        float[] host = new float[floats + offset];
+        // distinct mantissas in [1, 2), cheap to make for 2^28 values
+        IntStream.range(0, host.length).parallel().forEach(i -> host[i] = Float.intBitsToFloat(0x3f800000
+                | ((i * 0x9E3779B1) >>> 9)));
+        DeviceBuffer d = memory.allocateFloats("host copy target", floats);
+        d.copyFromHost(host, offset, floats, 0);
+        float[] back = new float[floats + 2 * offset];
+        d.copyToHost(0, back, offset, floats);
+        int differ = 0;
+        for (int i = 0; i < floats; i++) {
+            differ += Float.floatToRawIntBits(back[offset + i]) != Float.floatToRawIntBits(host[offset + i]) ? 1 : 0;
+        }
+        expect(differ == 0, "host → device → host copy of " + floats + " floats from offset " + offset,
+                differ + " floats differ");
+        long t0 = System.nanoTime();
+        d.copyFromHost(host, offset, floats, 0);
+        double up = (System.nanoTime() - t0) / 1e6;
+        long t1 = System.nanoTime();
+        d.copyToHost(0, back, offset, floats);
+        double down = (System.nanoTime() - t1) / 1e6;
+        perfBytes("host-to-device copy of a Java array, 1 GiB", 4.0 * floats, up);
+        perfBytes("device-to-host copy into a Java array, 1 GiB", 4.0 * floats, down);
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -597,6 +625,23 @@ public final class GpuSelfTest {
                 "lazy update W[b:] -= U[a:b,b:]ᵀ·E (rows 384, cols 1000, group [128,192))", String.format(Locale.ROOT,
                         "rel err GPU %.2e, CPU twin %.2e vs fp64; update term rel err %.2e; rows before b changed %d",
                         errGpu, errCpu, deltaErr, headChanged));
+        // a lazy block's flush: rows from 256 on get the errors of rows [a, b), rows [b, 256) are left alone
+        int from = 256;
+        w.upload(w0);
+        gptq.lazyUpdate(w, du, a, b, from, rows, de);
+        float[] flushed = w.download();
+        int untouched = 0;
+        for (int i = 0; i < from * cols; i++) {
+            untouched += Float.floatToRawIntBits(flushed[i]) != Float.floatToRawIntBits(w0[i]) ? 1 : 0;
+        }
+        double errFlush = relErr(Arrays.copyOfRange(flushed, from * cols, rows * cols),
+                Arrays.copyOfRange(ref, from * cols, rows * cols));
+        double errCpuFrom = relErr(Arrays.copyOfRange(cpu, from * cols, rows * cols),
+                Arrays.copyOfRange(ref, from * cols, rows * cols));
+        expect(untouched == 0 && errFlush <= Math.max(8 * errCpuFrom, 2e-6),
+                "lazy update of rows [256, 384) only: W[256:] -= U[a:b,256:]ᵀ·E (rows 384, cols 1000)",
+                String.format(Locale.ROOT, "rel err GPU %.2e, CPU twin %.2e vs fp64; rows before 256 changed %d",
+                        errFlush, errCpuFrom, untouched));
         for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), de.buffer())) {
             memory.free(d);
         }
@@ -611,6 +656,13 @@ public final class GpuSelfTest {
         fillRandom(pe);
         perfFlops("lazy update rows 14336 × cols 4096, group 128 (K=128)", 2.0 * (prow - 128) * pcols * 128,
                 median(3, () -> gptq.lazyUpdate(pw, pu, 0, 128, pe)));
+        memory.free(pe.buffer());
+        // a lazy block's flush: K = 512 rows of errors into the 13824 rows after the block
+        int k = 512;
+        DeviceMatrix pk = memory.matrix("perf block E", k, pcols);
+        fillRandom(pk);
+        perfFlops("lazy update of a 512-row block (K=512), rows 14336 × cols 4096", 2.0 * (prow - k) * pcols * k,
+                median(3, () -> gptq.lazyUpdate(pw, pu, 0, k, pk)));
     }
 
     /** The GPTQ operations CudaGptq adds over the kernels against their CpuBackend twins: copies, bit for bit. */

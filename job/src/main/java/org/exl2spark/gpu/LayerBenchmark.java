@@ -116,7 +116,7 @@ public final class LayerBenchmark {
     /**
      * What the measurement's parts cost apart: loading the block (drawing the example's weights, a real task reads
      * them) and one forward over the calibration rows (the measurement runs one per candidate and one reference),
-     * with the host's share (copies and the error sum) timed separately.
+     * and one candidate's scoring as the measurement runs it (states and error on the device).
      */
     private static void timeOneForward(Transformer transformer, BlockRunner runner, WeightSource weights,
             BlockSpec block, HiddenStates input) throws Exception {
@@ -129,11 +129,11 @@ public final class LayerBenchmark {
             HiddenStates out = runner.forward(input, w, LinearInputObserver.NONE);
             double forward = (System.nanoTime() - t1) / 1e9;
             long t2 = System.nanoTime();
-            BlockRunner.relativeErrorSum(out, input);
-            double error = (System.nanoTime() - t2) / 1e9;
-            System.out.printf(Locale.ROOT, "  load block %.1f s; one forward over %d×%d tokens %.2f s (incl. host"
-                    + " copies); the error sum on the host %.2f s%n", load, input.rows(), input.tokens(), forward,
-                    error);
+            runner.relativeErrorSums(input, out, List.of(w), List.of(""));
+            double scored = (System.nanoTime() - t2) / 1e9;
+            System.out.printf(Locale.ROOT, "  load block %.1f s; one reference forward over %d×%d tokens %.2f s"
+                    + " (incl. host copies); one candidate scored (fast linears, error on the device) %.2f s%n", load,
+                    input.rows(), input.tokens(), forward, scored);
         }
     }
 

@@ -74,9 +74,9 @@ final class TaskResources {
                     status.reason(), cpu.describe());
             return cpu;
         }
-        // fp32-accurate linears (split TF32): on the tiny model's layer 0 both precisions ranked the measured candidates
-        // as the CPU does (BENCHMARKS.md), but TF32 leaves up to ~4e-4 of rounding in a linear's output, which larger
-        // models' smallest block errors have not been checked against
+        // fp32-accurate linears (split TF32) for the reference, Hessian and quantized-layer forwards; the measurement's
+        // candidates run in the FAST mode (TF32, BlockRunner#relativeErrorSums), which ranked every candidate of the
+        // tiny model's layer 0 as the CPU does (BENCHMARKS.md)
         CudaBackend gpu;
         try {
             GpuContext context = GpuContext.forDevice(device.getAsInt());

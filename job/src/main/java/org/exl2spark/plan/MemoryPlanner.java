@@ -68,8 +68,10 @@ public final class MemoryPlanner {
         int distinct = distinctSettings(block, candidates).size();
         int minSlots = block.linears().size();
         long slot = maxWeightBytes(block);
-        int chunk = rowChunk(block, rows, tokens, weights + preps + minSlots * slot);
-        long act = activationBytes(block, chunk, tokens);
+        // the candidates' scoring holds a chunk of the reference outputs beside the forward's activations
+        long referencePerRow = F * tokens * arch.hiddenSize();
+        int chunk = rowChunk(block, rows, tokens, weights + preps + minSlots * slot, referencePerRow);
+        long act = activationBytes(block, chunk, tokens) + chunk * referencePerRow;
         long fixed = weights + preps;
         long minimum = Math.max(prepPeak, fixed + Math.max(act, gptqPeak) + (long) minSlots * slot);
         String shape = shape(block);
@@ -82,7 +84,14 @@ public final class MemoryPlanner {
         int slots = (int) Math.min(distinct, (budget - fixed - Math.max(act, gptqPeak)) / slot);
         long peak = Math.max(prepPeak, fixed + Math.max(act, gptqPeak) + slots * slot);
         int runs = gptqRuns(block, candidates, slots);
-        double seconds = (1 + candidates.size()) * forwardSeconds(block, rows, tokens)
+        // one reference forward at fp32 accuracy (states in and out), the candidates' at the fast precision; their
+        // scoring uploads the input and reference states once when every setting is held, else once per candidate
+        double states = statesBytes(rows, tokens);
+        int scoringCalls = slots >= distinct ? 1 : candidates.size();
+        double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
+                + states / rates.hostToDevice() + states / rates.deviceToHost()
+                + candidates.size() * forwardSeconds(block, rows, tokens, rates.fastGemmFlops())
+                + scoringCalls * 2 * states / rates.hostToDevice()
                 + hessianSeconds(block, (long) rows * tokens) + prepareSeconds(block) + runs * meanGptqSeconds(block);
         TaskPlan.Kind kind = block.kind() == BlockSpec.Kind.ATTENTION ? TaskPlan.Kind.MEASURE_ATTENTION
                 : TaskPlan.Kind.MEASURE_MLP;
@@ -98,7 +107,7 @@ public final class MemoryPlanner {
         for (LinearSpec l : block.linears()) {
             gptqPeak = Math.max(gptqPeak, gptqBytes(l));
         }
-        int chunk = rowChunk(block, rows, tokens, weights + grams);
+        int chunk = rowChunk(block, rows, tokens, weights + grams, 0);
         long act = activationBytes(block, chunk, tokens);
         long peak = Math.max(prepPeak, weights + grams + Math.max(act, gptqPeak));
         if (peak > budget) {
@@ -107,7 +116,8 @@ public final class MemoryPlanner {
                     + " preparation, a " + chunk + "-row forward chunk " + TaskPlan.bytes(act) + " and a GPTQ run "
                     + TaskPlan.bytes(gptqPeak));
         }
-        double seconds = forwardSeconds(block, rows, tokens) + hessianSeconds(block, (long) rows * tokens)
+        double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
+                + statesBytes(rows, tokens) / rates.hostToDevice() + hessianSeconds(block, (long) rows * tokens)
                 + prepareSeconds(block) + block.linears().size() * meanGptqSeconds(block);
         return new TaskPlan(TaskPlan.Kind.QUANTIZE_GROUP, block.key(), shape(block), peak, chunk, 0,
                 block.linears().size(), seconds);
@@ -119,14 +129,16 @@ public final class MemoryPlanner {
      */
     public TaskPlan forwardPartition(BlockSpec block, int rows, int tokens) {
         long weights = 2 * weightBytes(block);
-        int chunk = rowChunk(block, rows, tokens, weights);
+        int chunk = rowChunk(block, rows, tokens, weights, 0);
         long peak = weights + activationBytes(block, chunk, tokens);
         if (peak > budget) {
             throw new PlanException("forward", block.key(), shape(block), peak, budget, "the quantized and the"
                     + " original block's weights " + TaskPlan.bytes(weights) + " and a " + chunk + "-row chunk");
         }
         return new TaskPlan(TaskPlan.Kind.FORWARD, block.key(), rows + "×" + tokens + " tokens", peak, chunk, 0, 0,
-                2 * forwardSeconds(block, rows, tokens));
+                2 * (forwardSeconds(block, rows, tokens, rates.gemmFlops())
+                        + statesBytes(rows, tokens) / rates.hostToDevice()
+                        + statesBytes(rows, tokens) / rates.deviceToHost()));
     }
 
     /** Every distinct (projection, setting) a block's candidates use, keyed like the measurement's cache. */
@@ -168,9 +180,12 @@ public final class MemoryPlanner {
         return runs;
     }
 
-    /** The largest row chunk whose activations fit a share of the budget (and the budget itself), at least 1. */
-    private int rowChunk(BlockSpec block, int rows, int tokens, long resident) {
-        long perRow = activationBytes(block, 1, tokens);
+    /**
+     * The largest row chunk whose activations (and {@code extraPerRow} more bytes a row) fit a share of the budget
+     * (and the budget itself), at least 1.
+     */
+    private int rowChunk(BlockSpec block, int rows, int tokens, long resident, long extraPerRow) {
+        long perRow = activationBytes(block, 1, tokens) + extraPerRow;
         long room = Math.min(budget / ACTIVATION_SHARE, Math.max(0, budget - resident));
         return (int) Math.max(1, Math.min(rows, room / perRow));
     }
@@ -229,7 +244,12 @@ public final class MemoryPlanner {
                 + DeviceBytes.gptqRun(l.inFeatures(), l.outFeatures(), MAX_GROUP_ROWS);
     }
 
-    private double forwardSeconds(BlockSpec block, long rows, long tokens) {
+    /** fp32 hidden states of rows × tokens, as a forward copies them in or out. */
+    private double statesBytes(long rows, long tokens) {
+        return (double) F * rows * tokens * arch.hiddenSize();
+    }
+
+    private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops) {
         double flops = 0;
         for (LinearSpec l : block.linears()) {
             flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
@@ -238,7 +258,7 @@ public final class MemoryPlanner {
             // QKᵀ and PV over the causal half
             flops += 4.0 * rows * arch.numHeads() * arch.headDim() * tokens * (tokens + 1) / 2.0;
         }
-        return flops / rates.gemmFlops();
+        return flops / linearFlops;
     }
 
     private double hessianSeconds(BlockSpec block, long tokens) {
@@ -247,7 +267,7 @@ public final class MemoryPlanner {
             double n = g.get(0).inFeatures();
             flops += n * (n + 1) * tokens;
         }
-        return flops / rates.gemmFlops();
+        return flops / rates.gramFlops();
     }
 
     private double prepareSeconds(BlockSpec block) {

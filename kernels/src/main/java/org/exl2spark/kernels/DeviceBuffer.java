@@ -51,9 +51,29 @@ public final class DeviceBuffer {
         return address(0);
     }
 
+    /** Large copies go through the context's pinned slab ({@link HostStaging}). */
     public void copyFromHost(float[] src, int srcOffset, int count, long dstElement) {
-        toDevice(Pointer.to(src).withByteOffset(4L * checkHost(src.length, srcOffset, count)), 4L * count,
-                4L * dstElement);
+        checkHost(src.length, srcOffset, count);
+        HostStaging slab = slabFor(count, 4L * dstElement);
+        if (slab != null) {
+            slab.toDevice(src, srcOffset, count, pointer.withByteOffset(4L * dstElement));
+        } else {
+            toDevice(Pointer.to(src).withByteOffset(4L * srcOffset), 4L * count, 4L * dstElement);
+        }
+    }
+
+    /**
+     * The context's pinned slab for a copy of {@code count} floats at device byte {@code byteOffset} (range checked,
+     * context current), or null for a copy small enough to go directly or a context without a slab.
+     */
+    private HostStaging slabFor(int count, long byteOffset) {
+        if (count < HostStaging.MIN_FLOATS) {
+            return null;
+        }
+        checkRange(byteOffset, 4L * count);
+        HostStaging slab = owner.context().staging();
+        owner.context().makeCurrent();
+        return slab;
     }
 
     public void copyFromHost(int[] src, int srcOffset, int count, long dstElement) {
@@ -61,9 +81,15 @@ public final class DeviceBuffer {
                 4L * dstElement);
     }
 
+    /** Large copies go through the context's pinned slab ({@link HostStaging}). */
     public void copyToHost(long srcElement, float[] dst, int dstOffset, int count) {
-        toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
-                4L * count);
+        checkHost(dst.length, dstOffset, count);
+        HostStaging slab = slabFor(count, 4L * srcElement);
+        if (slab != null) {
+            slab.toHost(pointer.withByteOffset(4L * srcElement), dst, dstOffset, count);
+        } else {
+            toHost(Pointer.to(dst).withByteOffset(4L * dstOffset), 4L * srcElement, 4L * count);
+        }
     }
 
     public void copyFromHost(byte[] src, int srcOffset, int count, long dstByte) {

@@ -18,6 +18,8 @@ public final class ForwardKernels {
     private static final GpuContext.KernelRef SOFTMAX = new GpuContext.KernelRef(FAMILY, "softmax_rows");
     private static final GpuContext.KernelRef KL = new GpuContext.KernelRef(FAMILY, "kl_rows");
     private static final GpuContext.KernelRef TRANSPOSE = new GpuContext.KernelRef(FAMILY, "transpose_2d");
+    private static final GpuContext.KernelRef ERROR_PARTIALS = new GpuContext.KernelRef(FAMILY,
+            "relative_error_partials");
 
     private static final int ROW_THREADS = 256;           // forward.cu ROW_THREADS
     private static final int ELEMENT_THREADS = 256;
@@ -116,6 +118,39 @@ public final class ForwardKernels {
         dense(q, "KL log-probabilities");
         context.launch(KL, p.rows(), 1, ROW_THREADS, 1, 0,
                 new KernelArgs().matrix(p).matrix(q).matrix(out).i64(p.cols()));
+    }
+
+    /**
+     * Slices each row of the block error's sums is split into: enough blocks to fill every multiprocessor, at least
+     * a few thousand elements each.
+     */
+    public int errorSlices(long rows, long rowSize) {
+        long byOccupancy = DenseKernels.ceilDiv(strideBlocks, Math.max(1, rows));
+        long bySize = DenseKernels.ceilDiv(rowSize, 8L * ROW_THREADS);
+        return (int) Math.max(1, Math.min(byOccupancy, bySize));
+    }
+
+    /**
+     * Per row r of y and reference ([rows, rowSize], dense) and slice p of {@code slices}: the doubles
+     * {@code partial[(r·slices + p)·2]} = Σ (clamp(y) − ref)² and {@code [.. + 1]} = Σ ref² (y clamped to ±65504).
+     */
+    public void relativeErrorPartials(DeviceMatrix y, DeviceMatrix reference, int slices, DeviceBuffer partial) {
+        dense(y, "block error output");
+        dense(reference, "block error reference");
+        if (y.rows() != reference.rows() || y.cols() != reference.cols()) {
+            throw new IllegalArgumentException("block error: output " + y.rows() + "×" + y.cols() + ", reference "
+                    + reference.rows() + "×" + reference.cols());
+        }
+        if (y.rows() > 65535 || slices < 1) {
+            throw new IllegalArgumentException("block error: " + y.rows() + " rows (at most 65535), " + slices
+                    + " slices");
+        }
+        partial.checkRange(0, 16L * y.rows() * slices);
+        if (y.rows() == 0) {
+            return;
+        }
+        context.launch(ERROR_PARTIALS, slices, y.rows(), ROW_THREADS, 1, 0, new KernelArgs().matrix(y)
+                .matrix(reference).i64(y.cols()).i32(slices).buffer(partial));
     }
 
     /** {@code out = inᵀ}: in [rows, cols], out [cols, rows], both dense. */

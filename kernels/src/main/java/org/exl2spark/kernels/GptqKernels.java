@@ -180,13 +180,24 @@ public final class GptqKernels {
 
     /** GPTQ's lazy batch update after group [a, b): {@code W[b:] −= U[a:b, b:]ᵀ · E[a:b]}. */
     public void lazyUpdate(DeviceMatrix w, DeviceMatrix u, long a, long b, DeviceMatrix err) {
+        lazyUpdate(w, u, a, b, b, w.rows(), err);
+    }
+
+    /**
+     * The update of rows [from, end) only (from ≥ b), fp32 SIMT: {@code W[from:end] −= U[a:b, from:end]ᵀ · E[a:b]}
+     * with E's rows at err's rows 0 .. b − a.
+     */
+    public void lazyUpdate(DeviceMatrix w, DeviceMatrix u, long a, long b, long from, long end, DeviceMatrix err) {
         checkFactor(u, w);
-        long rows = w.rows();
-        if (b >= rows) {
+        if (a > b || from < b || end > w.rows() || from > end) {
+            throw new IllegalArgumentException("lazy update of rows [" + from + ", " + end + ") of " + w.rows()
+                    + " with the errors of rows [" + a + ", " + b + ")");
+        }
+        if (from == end || a == b) {
             return;
         }
-        dense.gemm(u.block(a, b, b - a, rows - b), true, err.block(0, 0, b - a, w.cols()),
-                w.block(b, 0, rows - b, w.cols()), -1f, 1f, EnumSet.noneOf(DenseKernels.GemmOption.class));
+        dense.gemm(u.block(a, from, b - a, end - from), true, err.block(0, 0, b - a, w.cols()),
+                w.block(from, 0, end - from, w.cols()), -1f, 1f, EnumSet.noneOf(DenseKernels.GemmOption.class));
     }
 
     private static void checkWork(DeviceMatrix w, long a, long b, int bits) {

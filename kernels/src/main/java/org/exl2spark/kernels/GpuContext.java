@@ -25,6 +25,10 @@ public final class GpuContext {
     /** Dynamic shared-memory limit raised so far per kernel, beyond the default 48 KiB. */
     private final Map<KernelRef, Integer> sharedLimits = new ConcurrentHashMap<>();
 
+    /** Pinned slab for large float copies; allocated on the first one (null inside: pinning refused). */
+    private HostStaging staging;
+    private boolean stagingTried;
+
     /** Dynamic shared memory a kernel gets without raising its limit. */
     private static final int DEFAULT_SHARED_LIMIT = 48 * 1024;
 
@@ -75,6 +79,15 @@ public final class GpuContext {
     public void synchronize() {
         makeCurrent();
         JCudaDriver.cuCtxSynchronize();
+    }
+
+    /** The pinned slab large copies go through, or null if the driver would not pin one. */
+    synchronized HostStaging staging() {
+        if (!stagingTried) {
+            stagingTried = true;
+            staging = HostStaging.allocate(this);
+        }
+        return staging;
     }
 
     /** {free, total} device memory in bytes. */

@@ -309,6 +309,43 @@ public abstract class BackendContract {
     }
 
     @Test
+    void slicesCopiesAndTheBlockError() {
+        int rows = 3;
+        int tokens = 5;
+        int hidden = 70;
+        int n = rows * tokens * hidden;
+        float[] big = gaussian(n + 11, 1);
+        try (Tensor slice = backend.uploadSlice(big, 11, rows, tokens, hidden);
+                Tensor copy = backend.zeros(rows, tokens, hidden)) {
+            backend.copy(slice, copy);
+            float[] back = new float[n + 4];
+            backend.downloadSlice(copy, back, 4);
+            assertArrayEquals(java.util.Arrays.copyOfRange(big, 11, n + 11), java.util.Arrays.copyOfRange(back, 4,
+                    n + 4), "slice in, copy, slice out");
+            float[] ref = gaussian(n, 1);
+            float[] y = java.util.Arrays.copyOfRange(big, 11, n + 11);
+            y[3] = 1e6f;  // beyond fp16: clamped to 65504
+            try (Tensor ty = upload(y, rows, tokens, hidden); Tensor tr = upload(ref, rows, tokens, hidden)) {
+                double[] errors = backend.relativeErrors(ty, tr);
+                assertEquals(rows, errors.length);
+                int size = tokens * hidden;
+                for (int r = 0; r < rows; r++) {
+                    double diff = 0;
+                    double norm = 0;
+                    for (int i = r * size; i < (r + 1) * size; i++) {
+                        double d = Math.min(65504.0, y[i]) - (double) ref[i];
+                        diff += d * d;
+                        norm += (double) ref[i] * ref[i];
+                    }
+                    assertEquals(Math.sqrt(diff / norm), errors[r], 1e-6 * Math.sqrt(diff / norm), "row " + r);
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> backend.uploadSlice(big, n, rows, tokens, hidden),
+                "a slice past the array's end");
+    }
+
+    @Test
     void swiGluAndAdd() {
         int n = 100_003;
         float[] g = gaussian(n, 8);
