@@ -58,7 +58,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Runs {@link #linear} in {@code mode} until the returned scope closes, then restores the previous mode. The CPU
-     * computes every linear in fp32 whatever the mode.
+     * computes every linear in fp32 whatever the mode: it has no faster reduced-precision product, and rounding the
+     * operands first would only cost time.
      */
     default ModeScope linearMode(LinearMode mode) {
         return () -> { };
