@@ -16,9 +16,25 @@
 #   gptq-steps.sh     the same for org.exl2spark.gpu.GptqStepsBenchmark "$@" (that layer's GPTQ steps one by one)
 #
 # Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
+#
+# tools/gpu-run.sh --spark BUNDLE builds instead what the real job needs, `exl2 convert`/`eval` in an embedded local
+# Spark, in two halves that each fit one device call (docs/BENCHMARKS.md, "The tiny model end to end on the GPU"):
+#   BUNDLE/a/   jre.tar.xz, openblas.tar.xz, spark-a.tar.xz (most of the class path) and unpack.sh: call 1 unpacks
+#               them under /tmp/exl2-spark, where they stay while the machine is warm
+#   BUNDLE/b/   spark-b.tar.xz (Hadoop's client, our jars, JCuda, netlib), the tiny model and the eval text
+#               (data.tar.xz; TINY_MODEL overrides the model), exl2.sh (the exl2 command line on that class path) and
+#               e2e.sh (convert on the GPU, eval, outputs to $OUT): call 2 runs them
+# The class path is spark-core's runtime closure (tools/spark-core-runtime/pom.xml) at the job's versions, less what
+# a local-mode RDD job never loads (see prune_spark_jars), plus the application's own dependencies without the S3
+# connector (local paths only); native libraries of other platforms are dropped from the jars.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+spark_mode=false
+if [ "${1:-}" = --spark ]; then
+  spark_mode=true
+  shift
+fi
 bundle=${1:-/work/main/.gpu}
 mvn_flags=${MVN_FLAGS--o}
 jdk=$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")
@@ -32,27 +48,45 @@ mkdir -p "$bundle"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
-if [ ! -f "$bundle/jre.tar.xz" ]; then
-  echo "jlinking a Java 17 runtime from $jdk" >&2
-  "$jdk/bin/jlink" --module-path "$jdk/jmods" --strip-debug --no-header-files --no-man-pages \
-    --add-modules "$modules" --output "$stage/jre"
-  tar -C "$stage" -cf - jre | xz -9 -T0 > "$bundle/jre.tar.xz.part"
-  mv "$bundle/jre.tar.xz.part" "$bundle/jre.tar.xz"
+# the jlink'ed runtime and the system OpenBLAS as tarballs in DIR (cached: kept when present)
+runtime_tarballs() {
+  local jre_dir=$1 openblas_dir_out=$2
+  mkdir -p "$jre_dir" "$openblas_dir_out"
+  if [ ! -f "$jre_dir/jre.tar.xz" ]; then
+    echo "jlinking a Java 17 runtime from $jdk" >&2
+    "$jdk/bin/jlink" --module-path "$jdk/jmods" --strip-debug --no-header-files --no-man-pages \
+      --add-modules "$modules" --output "$stage/jre"
+    tar -C "$stage" -cf - jre | xz -9 -T0 > "$jre_dir/jre.tar.xz.part"
+    mv "$jre_dir/jre.tar.xz.part" "$jre_dir/jre.tar.xz"
+  fi
+  if [ ! -f "$openblas_dir_out/openblas.tar.xz" ]; then
+    mkdir -p "$stage/native"
+    for f in "$openblas_dir/libblas.so.3" "$openblas_dir/liblapack.so.3" "$openblas_dir/libopenblas.so.0" \
+             /lib/x86_64-linux-gnu/libgfortran.so.5 /lib/x86_64-linux-gnu/libquadmath.so.0; do
+      cp -L "$f" "$stage/native/"
+    done
+    tar -C "$stage/native" -cf - . | xz -9 -T0 > "$openblas_dir_out/openblas.tar.xz.part"
+    mv "$openblas_dir_out/openblas.tar.xz.part" "$openblas_dir_out/openblas.tar.xz"
+  fi
+}
+
+lib="$repo/job/target/lib"
+# JCuda's natives jar carries NVRTC, runtime and PTX-compiler bindings too (9.5 MB); only the driver binding is used
+jcuda_driver_natives() {
+  mkdir -p "$stage/natives"
+  (cd "$stage/natives" && unzip -q -o "$lib"/jcuda-natives-*-linux-x86_64.jar 'lib/libJCudaDriver-*')
+  "$jdk/bin/jar" cf "$1/jcuda-natives-driver-only.jar" -C "$stage/natives" lib
+}
+
+if $spark_mode; then
+  . "$repo/tools/gpu-run-spark.sh"
+  exit 0
 fi
 
-if [ ! -f "$bundle/openblas.tar.xz" ]; then
-  mkdir -p "$stage/native"
-  for f in "$openblas_dir/libblas.so.3" "$openblas_dir/liblapack.so.3" "$openblas_dir/libopenblas.so.0" \
-           /lib/x86_64-linux-gnu/libgfortran.so.5 /lib/x86_64-linux-gnu/libquadmath.so.0; do
-    cp -L "$f" "$stage/native/"
-  done
-  tar -C "$stage/native" -cf - . | xz -9 -T0 > "$bundle/openblas.tar.xz.part"
-  mv "$bundle/openblas.tar.xz.part" "$bundle/openblas.tar.xz"
-fi
+runtime_tarballs "$bundle" "$bundle"
 
 rm -rf "$bundle/lib"
 mkdir -p "$bundle/lib"
-lib="$repo/job/target/lib"
 cp "$repo/job/target/exl2-spark.jar" "$repo/kernels/target/exl2-spark-kernels-"*.jar "$bundle/lib/"
 cp "$lib"/jcuda-[0-9]*.jar "$lib"/blas-*.jar "$lib"/lapack-*.jar "$lib"/arpack_combined_all-*.jar "$bundle/lib/"
 # the fixture's config.json parser, the CPU backend's logger and its BLAS library probe (JNA)
@@ -66,10 +100,7 @@ if [ ! -f "$bundle/tiny-forward.bin" ]; then
     "$model" "$repo/../shared/eval/heldout.txt" 40 2048 "$bundle/tiny-forward.bin.part" >&2
   mv "$bundle/tiny-forward.bin.part" "$bundle/tiny-forward.bin"
 fi
-# JCuda's natives jar carries NVRTC, runtime and PTX-compiler bindings too (9.5 MB); only the driver binding is used
-mkdir -p "$stage/natives"
-(cd "$stage/natives" && unzip -q "$lib"/jcuda-natives-*-linux-x86_64.jar 'lib/libJCudaDriver-*')
-"$jdk/bin/jar" cf "$bundle/lib/jcuda-natives-driver-only.jar" -C "$stage/natives" lib
+jcuda_driver_natives "$bundle/lib"
 
 # one launcher per entry point; each unpacks the runtime and OpenBLAS under /tmp once and logs to $OUT/<name>.log
 launcher() {

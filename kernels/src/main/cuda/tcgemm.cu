@@ -1,9 +1,12 @@
 // Tensor-core GEMM for fp32 operands: C[M,N] = alpha * A[M,K] * B[N,K]^T (+ bias[N]) + beta * C, A and B both
-// K-contiguous (a linear layer's activations and its Hugging Face weight [out, in]). mma.sync m16n8k8 on TF32 with
-// fp32 accumulation, in two precisions:
-//   tf32   each operand rounded to TF32 (10-bit mantissa): ~1e-3 relative error per product, the fast path;
-//   tf32x3 each operand split into a TF32 head and a TF32 tail, three products (head*tail, tail*head, head*head):
-//          about fp32's accuracy at a third of the tensor-core rate.
+// K-contiguous (a linear layer's activations and its Hugging Face weight [out, in]), fp32 accumulation, in three
+// precisions:
+//   tf32   mma.sync m16n8k8, each operand rounded to TF32 (10-bit mantissa): ~1e-3 relative error per product;
+//   tf32x3 m16n8k8, each operand split into a TF32 head and a TF32 tail, three products (head*tail, tail*head,
+//          head*head): about fp32's accuracy at a third of the tensor-core rate;
+//   f16    mma.sync m16n8k16, each operand rounded to fp16 (round to nearest even; the same 10-bit mantissa as TF32,
+//          but |x| > 65504 becomes infinite and |x| < 6.1e-5 loses bits), at twice TF32's rate per instruction. The
+//          fp32 tiles are converted while fragments are read from shared memory.
 // Tiles: 128 rows x (32 * NT) columns per block of 8 warps (2 x 4, each 64 x 8*NT), K in steps of 32 through a
 // cp.async pipeline of STAGES tiles in dynamic shared memory; fragments come out of shared memory with ldmatrix (a TF32
 // element is a pair of b16 lanes, so an 8x8 b16 matrix is an 8x4 fp32 block, the fragment layout of m16n8k8).
@@ -24,6 +27,21 @@ __device__ __forceinline__ unsigned to_tf32(float x) {
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return r;
+}
+
+// Two floats rounded to fp16 (round to nearest even), lo in the low half: one register of an f16 fragment.
+__device__ __forceinline__ unsigned to_f16x2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+__device__ __forceinline__ void mma_f16(float* c, const unsigned* a, const unsigned* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
 __device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsigned* b) {
@@ -88,7 +106,9 @@ __device__ __forceinline__ void load_tile(float* tile, const float* __restrict__
     }
 }
 
-template <bool SPLIT, bool VEC, int NT, int STAGES>
+enum Mode { TF32, TF32X3, F16 };
+
+template <Mode MODE, bool VEC, int NT, int STAGES>
 __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda,
                         const float* __restrict__ B, i64 ldb, const float* __restrict__ bias, float beta,
                         float* __restrict__ C, i64 ldc) {
@@ -145,42 +165,74 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
 
         const float* a = As + (int)(kt % STAGES) * BM * LDS;
         const float* b = Bs + (int)(kt % STAGES) * BN * LDS;
+        if constexpr (MODE == F16) {
+            // The k order inside a tile is free as long as A and B agree: in step s, lane tq reads the four floats at
+            // columns 8*tq + 4*s (one 16-byte load, conflict-free with the 36-float rows) and takes them as the
+            // fragment's k pairs {2tq, 2tq+1} and {2tq+8, 2tq+9}; the two steps cover the tile's 32 columns once.
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 8) {
-            unsigned af[MT][4], bf[NT][2];
-            unsigned at[MT][4], bt[NT][2];
+            for (int step = 0; step < 2; ++step) {
+                const int col = 8 * tq + 4 * step;
+                unsigned af[MT][4], bf[NT][2];
 #pragma unroll
-            for (int i = 0; i < MT; ++i) {
-                unsigned raw[4];
-                ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const float v = __uint_as_float(raw[e]);
-                    af[i][e] = to_tf32(v);
-                    if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                for (int i = 0; i < MT; ++i) {
+                    const float4 lo = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g) * LDS + col);
+                    const float4 hi = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g + 8) * LDS + col);
+                    af[i][0] = to_f16x2(lo.x, lo.y);
+                    af[i][1] = to_f16x2(hi.x, hi.y);
+                    af[i][2] = to_f16x2(lo.z, lo.w);
+                    af[i][3] = to_f16x2(hi.z, hi.w);
                 }
-            }
-#pragma unroll
-            for (int j = 0; j < NT; j += 2) {
-                unsigned raw[4];
-                ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const float v = __uint_as_float(raw[e]);
-                    bf[j + (e >> 1)][e & 1] = to_tf32(v);
-                    if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(bf[j + (e >> 1)][e & 1]));
-                }
-            }
-#pragma unroll
-            for (int i = 0; i < MT; ++i)
 #pragma unroll
                 for (int j = 0; j < NT; ++j) {
-                    if (SPLIT) {
-                        mma_tf32(acc[i][j], af[i], bt[j]);
-                        mma_tf32(acc[i][j], at[i], bf[j]);
-                    }
-                    mma_tf32(acc[i][j], af[i], bf[j]);
+                    const float4 v = *reinterpret_cast<const float4*>(b + (wn + j * 8 + g) * LDS + col);
+                    bf[j][0] = to_f16x2(v.x, v.y);
+                    bf[j][1] = to_f16x2(v.z, v.w);
                 }
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+            }
+        } else {
+            constexpr bool SPLIT = MODE == TF32X3;
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += 8) {
+                unsigned af[MT][4], bf[NT][2];
+                unsigned at[MT][4], bt[NT][2];
+#pragma unroll
+                for (int i = 0; i < MT; ++i) {
+                    unsigned raw[4];
+                    ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const float v = __uint_as_float(raw[e]);
+                        af[i][e] = to_tf32(v);
+                        if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                    }
+                }
+#pragma unroll
+                for (int j = 0; j < NT; j += 2) {
+                    unsigned raw[4];
+                    ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const float v = __uint_as_float(raw[e]);
+                        unsigned& head = bf[j + (e >> 1)][e & 1];
+                        head = to_tf32(v);
+                        if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(head));
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) {
+                        if (SPLIT) {
+                            mma_tf32(acc[i][j], af[i], bt[j]);
+                            mma_tf32(acc[i][j], at[i], bf[j]);
+                        }
+                        mma_tf32(acc[i][j], af[i], bf[j]);
+                    }
+            }
         }
     }
     cp_async_wait<0>();
@@ -208,19 +260,24 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
 // Shared memory per block: STAGES * (128 + 32 * NT) * (32 + 4) floats; TensorCoreGemm.java picks the variant.
 //   tf32          64x64 per warp (128 x 256 per block), 3 stages: 162 KiB, one block per multiprocessor
 //   tf32x3        64x32 per warp (128 x 128 per block), 3 stages: 108 KiB (head and tail fragments need registers)
+//   f16           64x64 per warp (128 x 256 per block), 3 stages: 162 KiB
 //   *_small       64x32 per warp, 2 stages: 72 KiB, for devices with at most 99 KiB per block (sm_86, sm_89)
-#define TC_GEMM(NAME, SPLIT, VEC, NT, STAGES)                                                                  \
+#define TC_GEMM(NAME, MODE, VEC, NT, STAGES)                                                                  \
     extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                   \
     NAME(i64 M, i64 N, i64 K, float alpha, const float* __restrict__ A, i64 lda, const float* __restrict__ B, \
          i64 ldb, const float* __restrict__ bias, float beta, float* __restrict__ C, i64 ldc) {               \
-        gemm_nt<SPLIT, VEC, NT, STAGES>(M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);                    \
+        gemm_nt<MODE, VEC, NT, STAGES>(M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);                    \
     }
 
-TC_GEMM(gemm_nt_tf32_vec, false, true, 8, 3)
-TC_GEMM(gemm_nt_tf32, false, false, 8, 3)
-TC_GEMM(gemm_nt_tf32x3_vec, true, true, 4, 3)
-TC_GEMM(gemm_nt_tf32x3, true, false, 4, 3)
-TC_GEMM(gemm_nt_tf32_small_vec, false, true, 4, 2)
-TC_GEMM(gemm_nt_tf32_small, false, false, 4, 2)
-TC_GEMM(gemm_nt_tf32x3_small_vec, true, true, 4, 2)
-TC_GEMM(gemm_nt_tf32x3_small, true, false, 4, 2)
+TC_GEMM(gemm_nt_tf32_vec, TF32, true, 8, 3)
+TC_GEMM(gemm_nt_tf32, TF32, false, 8, 3)
+TC_GEMM(gemm_nt_tf32x3_vec, TF32X3, true, 4, 3)
+TC_GEMM(gemm_nt_tf32x3, TF32X3, false, 4, 3)
+TC_GEMM(gemm_nt_f16_vec, F16, true, 8, 3)
+TC_GEMM(gemm_nt_f16, F16, false, 8, 3)
+TC_GEMM(gemm_nt_tf32_small_vec, TF32, true, 4, 2)
+TC_GEMM(gemm_nt_tf32_small, TF32, false, 4, 2)
+TC_GEMM(gemm_nt_tf32x3_small_vec, TF32X3, true, 4, 2)
+TC_GEMM(gemm_nt_tf32x3_small, TF32X3, false, 4, 2)
+TC_GEMM(gemm_nt_f16_small_vec, F16, true, 4, 2)
+TC_GEMM(gemm_nt_f16_small, F16, false, 4, 2)

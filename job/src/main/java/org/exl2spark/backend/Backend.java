@@ -58,7 +58,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Runs {@link #linear} in {@code mode} until the returned scope closes, then restores the previous mode. The CPU
-     * computes every linear in fp32 whatever the mode.
+     * computes every linear in fp32 whatever the mode: it has no faster reduced-precision product, and rounding the
+     * operands first would only cost time.
      */
     default ModeScope linearMode(LinearMode mode) {
         return () -> { };
@@ -110,6 +111,13 @@ public interface Backend extends AutoCloseable {
      * the differences taken in fp32 and the sums in fp64.
      */
     double[] relativeErrors(Tensor y, Tensor reference);
+
+    /**
+     * Elementwise {@code out = float(fp16(x))}: each value rounded to the nearest fp16 (half to even), values beyond
+     * the fp16 range clamped to ±65504; out may be x. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
+     * fp16 forward gives them (EXL2-SPEC F.1).
+     */
+    void roundToHalf(Tensor x, Tensor out);
 
     /** Softmax of each row; out may be x. */
     void softmax(Tensor x, Tensor out);

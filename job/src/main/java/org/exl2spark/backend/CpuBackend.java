@@ -1,6 +1,7 @@
 package org.exl2spark.backend;
 
 import java.util.concurrent.ForkJoinPool;
+import org.exl2spark.io.Half;
 import org.netlib.util.intW;
 import java.util.concurrent.RecursiveAction;
 
@@ -396,6 +397,18 @@ public final class CpuBackend implements Backend {
             norm += (double) b * b;
         }
         return Math.sqrt(diff) / Math.sqrt(norm);
+    }
+
+    @Override
+    public void roundToHalf(Tensor x, Tensor out) {
+        float[] xs = host(x, "x").data();
+        float[] o = host(out, "out").data();
+        ShapeChecks.sameShape("roundToHalf", x, out);
+        parallelFor(x.size(), ELEMENT_GRAIN, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                o[i] = Half.toFloat(Half.fromFloat(Math.max(-FP16_MAX, Math.min(FP16_MAX, xs[i]))));
+            }
+        });
     }
 
     @Override

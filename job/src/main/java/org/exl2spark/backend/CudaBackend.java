@@ -18,8 +18,8 @@ import org.exl2spark.kernels.TensorCoreGemm.Precision;
  * stream in call order; {@link #download} waits for them.
  *
  * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
- * layer's output, 2.8× the rate of split TF32, which matches fp32), and at TF32 inside a {@link #linearMode} scope of
- * {@code FAST}; {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
+ * layer's output, 2.8× the rate of split TF32, which matches fp32), and with fp16 operands inside a {@link #linearMode}
+ * scope of {@code FAST}; {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
  * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). CPU twins: {@link CpuBackend}.
  */
 public final class CudaBackend implements Backend {
@@ -29,7 +29,7 @@ public final class CudaBackend implements Backend {
     private final ForwardKernels forward;
     private final TensorCoreGemm tensorCores;
     private final Precision linearPrecision;
-    /** What {@link #linear} runs at now: linearPrecision, or TF32 inside a FAST {@link #linearMode} scope. */
+    /** What {@link #linear} runs at now: linearPrecision, or FP16 inside a FAST {@link #linearMode} scope. */
     private Precision activePrecision;
     private final CudaGptq gptq;
 
@@ -170,11 +170,14 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
-    /** FAST: TF32 (~5e-4 relative error in a 110B linear's output, 2.7× the rate of split TF32). */
+    /**
+     * FAST: operands rounded to fp16, fp32 accumulation, as ExLlamaV2's fp16 forwards round them (the mantissa of
+     * TF32, so the same ~5e-4 relative error in a 110B linear's output, at a higher rate).
+     */
     @Override
     public ModeScope linearMode(LinearMode mode) {
         Precision previous = activePrecision;
-        activePrecision = mode == LinearMode.FAST ? Precision.TF32 : linearPrecision;
+        activePrecision = mode == LinearMode.FAST ? Precision.FP16 : linearPrecision;
         return () -> activePrecision = previous;
     }
 
@@ -257,6 +260,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
         elementwise("add", a, b, out, forward::add);
+    }
+
+    @Override
+    public void roundToHalf(Tensor x, Tensor out) {
+        DeviceTensor dx = device(x, "roundToHalf operand");
+        DeviceTensor dout = device(out, "roundToHalf output");
+        ShapeChecks.sameShape("roundToHalf", x, out);
+        forward.roundToHalf(dx.matrix(), dout.matrix());
     }
 
     /** A kernel of two operands and an output of one shape. */

@@ -4,7 +4,7 @@ import java.io.PrintWriter;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import org.apache.spark.sql.SparkSession;
+import org.apache.spark.api.java.JavaSparkContext;
 import org.exl2spark.pipeline.ClusterSmokeJob;
 import org.exl2spark.pipeline.SparkErrors;
 import org.exl2spark.pipeline.SparkSessions;
@@ -64,10 +64,10 @@ public final class ClusterCheckCommand implements Callable<Integer> {
         ClusterSmokeJob.Settings settings = new ClusterSmokeJob.Settings(jobDirectory,
                 tasks == null ? 2 * executors : tasks, executors, Math.round(holdSeconds * 1000),
                 Math.round(waitSeconds * 1000), requireGpu);
-        SparkSession spark = SparkSessions.start("exl2 cluster-check", master, conf);
+        JavaSparkContext spark = SparkSessions.start("exl2 cluster-check", master, conf);
         ClusterSmokeJob.Result result;
         try {
-            result = ClusterSmokeJob.run(SparkSessions.javaContext(spark), settings);
+            result = ClusterSmokeJob.run(spark, settings);
         } catch (Exception e) {
             if (!(SparkErrors.taskError(e) instanceof ClusterSmokeJob.CheckFailed)) {
                 throw e;

@@ -7,7 +7,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.sql.SparkSession;
 import org.exl2spark.pipeline.ConvertJob;
 import org.exl2spark.pipeline.ConvertOptions;
 import org.exl2spark.pipeline.SparkSessions;
@@ -96,11 +95,11 @@ public class ConvertCommand implements Callable<Integer> {
                 spark.put("spark.hadoop." + k, v);
             }
         });
-        SparkSession session = SparkSessions.start("exl2 " + (measureOnly() ? "measure" : "convert"), master, spark);
+        JavaSparkContext sc = SparkSessions.start("exl2 " + (measureOnly() ? "measure" : "convert"), master, spark);
         try {
-            job.run(SparkSessions.javaContext(session));
+            job.run(sc);
         } finally {
-            session.stop();
+            sc.stop();
         }
         return 0;
     }

@@ -12,6 +12,7 @@ import org.exl2spark.backend.CudaBackend;
 import org.exl2spark.backend.DeviceTensor;
 import org.exl2spark.backend.Tensor;
 import org.exl2spark.eval.PerplexityEval;
+import org.exl2spark.io.Half;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.CudaRuntime;
 import org.exl2spark.kernels.CudaStatus;
@@ -123,18 +124,19 @@ public final class GpuBackendTest {
     }
 
     private void operations() {
-        try (CudaBackend fast = gpu(Precision.TF32); CudaBackend exact = gpu(Precision.TF32X3)) {
-            linear(fast, exact);
+        try (CudaBackend fast = gpu(Precision.TF32); CudaBackend exact = gpu(Precision.TF32X3);
+                CudaBackend half = gpu(Precision.FP16)) {
+            linear(fast, exact, half);
             matmul(fast);
             gram(fast);
             rowOps(fast);
             attention(fast);
-            int live = fast.memory().liveCount() + exact.memory().liveCount();
+            int live = fast.memory().liveCount() + exact.memory().liveCount() + half.memory().liveCount();
             expect(live == 0, "tensors closed", live + " allocation(s) still live after every check closed its own");
         }
     }
 
-    private void linear(CudaBackend fast, CudaBackend exact) {
+    private void linear(CudaBackend fast, CudaBackend exact, CudaBackend half) {
         // rows, in, out, bias: tile remainders, a row stride that is not 16-byte aligned (203), one row, a wide head
         long[][] shapes = {{111, 200, 300, 1}, {1, 203, 77, 0}, {257, 1024, 384, 1}, {130, 64, 4096, 0}};
         for (long[] s : shapes) {
@@ -148,12 +150,17 @@ public final class GpuBackendTest {
             String shape = rows + "×" + in + " · (" + out + "×" + in + ")ᵀ" + (b != null ? " + bias" : "");
             double errFast = scaledErr(linearOn(fast, x, w, b, rows, in, out), ref);
             double errExact = scaledErr(linearOn(exact, x, w, b, rows, in, out), ref);
+            float[] halfOut = linearOn(half, x, w, b, rows, in, out);
+            double errHalf = scaledErr(halfOut, linearOn(cpu, roundedToHalf(x), roundedToHalf(w), b, rows, in, out));
             expect(errFast < 4e-3, "linear TF32 " + shape, String.format(Locale.ROOT, "max error %.2e of max |y|",
                     errFast));
             expect(errExact < 1e-5, "linear split TF32 " + shape, String.format(Locale.ROOT,
                     "max error %.2e of max |y|", errExact));
+            expect(errHalf < 1e-5, "linear FP16 " + shape, String.format(Locale.ROOT, "max error %.2e of max |y|"
+                    + " against the CPU product of fp16-rounded operands (%.2e against fp32 operands)", errHalf,
+                    scaledErr(halfOut, ref)));
         }
-        // a FAST linearMode scope: TF32 on a split-TF32 backend, split TF32 again once the scope closes
+        // a FAST linearMode scope: FP16 on a split-TF32 backend, split TF32 again once the scope closes
         {
             int rows = 130;
             int in = 1024;
@@ -166,9 +173,9 @@ public final class GpuBackendTest {
                 scoped = linearOn(exact, x, w, null, rows, in, out);
             }
             float[] after = linearOn(exact, x, w, null, rows, in, out);
-            float[] tf32 = linearOn(fast, x, w, null, rows, in, out);
-            expect(Arrays.equals(scoped, tf32) && scaledErr(after, ref) < 1e-5, "linear in a FAST linearMode scope",
-                    String.format(Locale.ROOT, "inside: bit for bit the TF32 backend's; after: split TF32, max error"
+            float[] fp16 = linearOn(half, x, w, null, rows, in, out);
+            expect(Arrays.equals(scoped, fp16) && scaledErr(after, ref) < 1e-5, "linear in a FAST linearMode scope",
+                    String.format(Locale.ROOT, "inside: bit for bit the FP16 backend's; after: split TF32, max error"
                             + " %.2e of max |y|", scaledErr(after, ref)));
         }
         // the 72 KiB tile variants, which devices with at most 99 KiB of shared memory per block (sm_86, sm_89) run
@@ -180,6 +187,7 @@ public final class GpuBackendTest {
         float[] w = gaussian(out * in, 0.05);
         float[] b = gaussian(out, 1);
         float[] ref = linearOn(cpu, x, w, b, rows, in, out);
+        float[] refHalf = linearOn(cpu, roundedToHalf(x), roundedToHalf(w), b, rows, in, out);
         for (Precision p : Precision.values()) {
             float[] got;
             try (DeviceTensor tx = fast.upload(x.clone(), rows, in); DeviceTensor tw = fast.upload(w.clone(), out, in);
@@ -187,10 +195,25 @@ public final class GpuBackendTest {
                 smallTiles.gemmNT(tx.matrix(), tw.matrix(), ty.matrix(), tb.matrix(), 1f, 0f, p);
                 got = fast.download(ty);
             }
-            double err = scaledErr(got, ref);
+            double err = scaledErr(got, p == Precision.FP16 ? refHalf : ref);
             double tolerance = p == Precision.TF32 ? 4e-3 : 1e-5;
             expect(err < tolerance, "linear " + p + ", small tiles, " + rows + "×" + in + " · (" + out + "×" + in
                     + ")ᵀ + bias", String.format(Locale.ROOT, "max error %.2e of max |y|", err));
+        }
+    }
+
+    /** The CPU twin's operands of an FP16 product: each value rounded to fp16 (nearest even) and back. */
+    private static float[] roundedToHalf(float[] v) {
+        float[] r = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            r[i] = Half.toFloat(Half.fromFloat(v[i]));
+        }
+        return r;
+    }
+
+    private static void fastLinear(Backend be, Tensor x, Tensor weight, Tensor out) {
+        try (Backend.ModeScope fast = be.linearMode(Backend.LinearMode.FAST)) {
+            be.linear(x, weight, null, out);
         }
     }
 
@@ -393,6 +416,18 @@ public final class GpuBackendTest {
                     }
                 });
                 compare("add n=" + n + (inPlace ? " in place" : ""), sum, 0, "bit for bit");
+                // magnitudes from fp16's subnormals to beyond its range, where the rounding clamps
+                float[] wide = new float[n];
+                for (int i = 0; i < n; i++) {
+                    wide[i] = (float) (g[i] * Math.pow(10, random.nextInt(13) - 8));
+                }
+                float[][] rounded = on(be -> {
+                    try (Tensor tx = be.upload(wide.clone(), n); Tensor to = inPlace ? null : be.zeros(n)) {
+                        be.roundToHalf(tx, inPlace ? tx : to);
+                        return be.download(inPlace ? tx : to);
+                    }
+                });
+                compare("roundToHalf n=" + n + (inPlace ? " in place" : ""), rounded, 0, "bit for bit");
             }
         }
 
@@ -514,6 +549,8 @@ public final class GpuBackendTest {
                 double flops = 2.0 * n * n * n;
                 perfFlops("linear TF32 tensor cores 8192×8192·(8192×8192)ᵀ", flops, median(3, () -> gpu.linear(a, b,
                         null, c)));
+                perfFlops("linear FP16 (FAST) tensor cores 8192×8192·(8192×8192)ᵀ", flops, median(3,
+                        () -> fastLinear(gpu, a, b, c)));
                 perfFlops("linear split TF32 (fp32-accurate) 8192³", flops, median(3, () -> exact.linear(ea, eb, null,
                         ec)));
                 DenseKernels simt = gpu.denseKernels();
@@ -532,9 +569,16 @@ public final class GpuBackendTest {
                 double flops = 2.0 * tokens * hidden * inter;
                 perfFlops("linear TF32 32768×8192 → 49152 (gate/up)", flops, median(3, () -> gpu.linear(x, wUp, null,
                         h)));
+                perfFlops("linear FP16 (FAST) 32768×8192 → 49152 (gate/up)", flops, median(3, () -> fastLinear(gpu,
+                        x, wUp, h)));
+                TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, true);
+                perfFlops("linear FP16 small tiles (128 × 128, 2 stages) 32768×8192 → 49152", flops, median(3,
+                        () -> smallTiles.gemmNT(x.matrix(), wUp.matrix(), h.matrix(), null, 1f, 0f, Precision.FP16)));
                 try (DeviceTensor wDown = gpu.upload(gaussian(hidden * inter, 0.02), hidden, inter)) {
                     perfFlops("linear TF32 32768×49152 → 8192 (down)", flops, median(3, () -> gpu.linear(h, wDown, null,
                             x)));
+                    perfFlops("linear FP16 (FAST) 32768×49152 → 8192 (down)", flops, median(3, () -> fastLinear(gpu,
+                            h, wDown, x)));
                 }
             }
             // attention at the 110B model's shape: 64 heads over 8 KV heads of 128, 2 × 2048 tokens
@@ -638,7 +682,7 @@ public final class GpuBackendTest {
                     agree += PerplexityEval.argmax(got, pos * vocab, vocab) == PerplexityEval.argmax(ref, pos * vocab,
                             vocab) ? 1 : 0;
                 }
-                double tolerance = p == Precision.TF32 ? 2e-2 : 1e-4;
+                double tolerance = p == Precision.TF32X3 ? 1e-4 : 2e-2;  // TF32 and FP16: 10-bit operands
                 expect(err < tolerance, "tiny logits, linear " + p, String.format(Locale.ROOT,
                         "2×2048 tokens: max |Δ| %.2e (%.2e of max |logit|, tolerance %.0e), argmax agrees at %d/%d"
                                 + " positions; forward %.3f s (CPU %.2f s, weights uploaded per layer)", maxAbs, err,

@@ -5,16 +5,18 @@ import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.apache.spark.SparkConf;
+import org.apache.spark.SparkContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.serializer.KryoSerializer;
-import org.apache.spark.sql.SparkSession;
 
 /**
- * Starts the Spark session a run uses, on whatever Spark it was launched on: the master spark-submit gave (with
+ * Starts the Spark context a run uses, on whatever Spark it was launched on: the master spark-submit gave (with
  * everything else from spark-defaults.conf and {@code --conf}), else an embedded local Spark ({@link #DEFAULT_MASTER})
  * in this JVM. What every run gets unless told otherwise: Kryo with registration required and our registrator
  * ({@link KryoRegistration}); GPU tasks ({@code spark.task.resource.gpu.amount=1}) when executors have GPUs. Local
- * mode also binds to loopback ({@code $SPARK_LOCAL_IP} if set) and has no web UI.
+ * mode also binds to loopback ({@code $SPARK_LOCAL_IP} if set) and has no web UI; its tasks get GPUs only from
+ * {@link GpuAssignment#LOCAL_GPUS}. The jobs are plain RDD jobs, so only spark-core is needed at run time (no
+ * SparkSession: spark-sql and its catalyst and icu4j jars stay off a lean class path such as the GPU bundle's).
  */
 public final class SparkSessions {
     public static final String DEFAULT_MASTER = "local[*]";
@@ -47,23 +49,29 @@ public final class SparkSessions {
                         + ") cannot give tasks GPUs, so no task would ever start; run on a cluster master, or drop the"
                         + " GPU settings to run on the CPU");
             }
+            if (conf.contains(GpuAssignment.LOCAL_GPUS)) {
+                GpuAssignment.localDevices(conf.get(GpuAssignment.LOCAL_GPUS));
+            }
             String host = System.getenv().getOrDefault("SPARK_LOCAL_IP", "127.0.0.1");
             conf.setIfMissing("spark.driver.host", host);
             conf.setIfMissing("spark.driver.bindAddress", host);
             conf.setIfMissing("spark.ui.enabled", "false");
-        } else if (conf.getDouble(EXECUTOR_GPUS, 0) > 0) {
-            conf.setIfMissing(TASK_GPUS, "1");
+        } else {
+            if (conf.contains(GpuAssignment.LOCAL_GPUS)) {
+                throw new IllegalArgumentException(GpuAssignment.LOCAL_GPUS + " gives GPUs to local-mode tasks only;"
+                        + " on a cluster (" + conf.get("spark.master") + ") executors get theirs from "
+                        + EXECUTOR_GPUS + " and a discovery script (conf/spark-defaults.conf.template)");
+            }
+            if (conf.getDouble(EXECUTOR_GPUS, 0) > 0) {
+                conf.setIfMissing(TASK_GPUS, "1");
+            }
         }
         return conf;
     }
 
-    public static SparkSession start(String appName, String master, Map<String, String> settings) {
-        return SparkSession.builder().config(conf(appName, master, settings)).getOrCreate();
-    }
-
-    /** The Java RDD API of a session. */
-    public static JavaSparkContext javaContext(SparkSession session) {
-        return JavaSparkContext.fromSparkContext(session.sparkContext());
+    /** The running Spark context with {@link #conf}'s settings, started if there is none; the caller stops it. */
+    public static JavaSparkContext start(String appName, String master, Map<String, String> settings) {
+        return JavaSparkContext.fromSparkContext(SparkContext.getOrCreate(conf(appName, master, settings)));
     }
 
     static boolean isLocal(SparkConf conf) {

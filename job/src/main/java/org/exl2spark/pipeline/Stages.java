@@ -5,6 +5,7 @@ import java.io.Serializable;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.OptionalInt;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -55,17 +56,17 @@ final class Stages {
 
     /** A stage whose tasks each take one GPU when the session gives tasks GPUs (else they run on the CPU backend). */
     <T extends Serializable, R> List<R> run(String group, String description, List<T> items, Function<T, R> task) {
-        return run(group, description, items, task, null);
+        return run(group, description, items, task, true);
     }
 
     /** A stage whose tasks need no GPU (reading and writing files, checks): never holds one. */
     <T extends Serializable, R> List<R> runOnCpu(String group, String description, List<T> items,
             Function<T, R> task) {
-        return run(group, description, items, task, cpuOnly);
+        return run(group, description, items, task, false);
     }
 
     private <T extends Serializable, R> List<R> run(String group, String description, List<T> items,
-            Function<T, R> task, ResourceProfile profile) {
+            Function<T, R> task, boolean gpu) {
         if (items.isEmpty()) {
             return List.of();
         }
@@ -75,11 +76,13 @@ final class Stages {
         jsc.setLocalProperty(PROGRESS_ID, id);
         try {
             JavaRDD<T> rdd = jsc.parallelize(items, items.size());
-            if (profile != null) {
-                rdd = rdd.withResources(profile);
+            if (!gpu && cpuOnly != null) {
+                rdd = rdd.withResources(cpuOnly);
             }
             return rdd.map(item -> {
-                LOG.info("{}: starting {} on {}", description, item, GpuAssignment.currentDevice().stream()
+                // a GPU stage's task takes its device here (in local mode this may wait for a free one)
+                OptionalInt device = gpu ? GpuAssignment.currentDevice() : OptionalInt.empty();
+                LOG.info("{}: starting {} on {}", description, item, device.stream()
                         .mapToObj(d -> "GPU " + d).findFirst().orElse("no GPU"));
                 return task.call(item);
             }).collect();
@@ -95,7 +98,7 @@ final class Stages {
      * accepts a task-only resource profile with dynamic allocation off on standalone, YARN and Kubernetes: its
      * tasks run on the executors the default profile started (which have GPUs) and are simply given none. With
      * dynamic allocation on it asks for executors like the default ones. Local mode accepts no profile at all, and
-     * there tasks have no GPU anyway (SparkSessions refuses task GPUs in local mode).
+     * there only GPU stages' tasks take a GPU ({@link GpuAssignment#LOCAL_GPUS}).
      */
     static ResourceProfile cpuOnlyProfile(SparkConf conf) {
         if (conf.getDouble(SparkSessions.TASK_GPUS, 0) <= 0) {

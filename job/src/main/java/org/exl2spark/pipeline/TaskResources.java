@@ -75,8 +75,8 @@ final class TaskResources {
             return cpu;
         }
         // fp32-accurate linears (split TF32) for the reference, Hessian and quantized-layer forwards; the measurement's
-        // candidates run in the FAST mode (TF32, BlockRunner#relativeErrorSums), which ranked every candidate of the
-        // tiny model's layer 0 as the CPU does (BENCHMARKS.md)
+        // candidates run in the FAST mode (fp16 operands, BlockRunner#relativeErrorSums), which ranked every candidate
+        // of the tiny model's layer 0 as the CPU does (BENCHMARKS.md)
         CudaBackend gpu;
         try {
             GpuContext context = GpuContext.forDevice(device.getAsInt());

@@ -8,7 +8,7 @@ package org.exl2spark.kernels;
 public final class TensorCoreGemm {
     public static final String FAMILY = "tcgemm";
 
-    /** How the fp32 operands meet the TF32 tensor cores. */
+    /** How the fp32 operands meet the tensor cores. */
     public enum Precision {
         /** Operands rounded to TF32 (10-bit mantissa), fp32 accumulation: about 1e-3 relative error, fastest. */
         TF32("gemm_nt_tf32", 256),
@@ -16,7 +16,13 @@ public final class TensorCoreGemm {
          * Each operand split into a TF32 head and tail, three products per step: about fp32's accuracy at a third
          * of the TF32 rate.
          */
-        TF32X3("gemm_nt_tf32x3", 128);
+        TF32X3("gemm_nt_tf32x3", 128),
+        /**
+         * Operands rounded to fp16 (nearest even) as the tiles are read, fp32 accumulation: TF32's 10-bit mantissa at
+         * twice its rate per instruction, but |x| &gt; 65504 becomes infinite and |x| &lt; 6.1e-5 loses bits (the
+         * range of ExLlamaV2's fp16 forwards). CPU twin: the fp32 product of the operands rounded to fp16.
+         */
+        FP16("gemm_nt_f16", 256);
 
         private final String kernel;
         private final int tileCols;

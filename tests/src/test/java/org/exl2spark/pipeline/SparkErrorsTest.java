@@ -11,7 +11,6 @@ import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import org.apache.spark.SparkException;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -21,18 +20,16 @@ import org.junit.jupiter.api.Test;
  * task 4 times as a cluster does ({@code local[2,4]}). On a real cluster: StandaloneClusterTest.
  */
 class SparkErrorsTest {
-    private static SparkSession spark;
     private static JavaSparkContext sc;
 
     @BeforeAll
     static void start() {
-        spark = SparkSessions.start("spark-errors-test", "local[2,4]", Map.of());
-        sc = SparkSessions.javaContext(spark);
+        sc = SparkSessions.start("spark-errors-test", "local[2,4]", Map.of());
     }
 
     @AfterAll
     static void stop() {
-        spark.stop();
+        sc.stop();
     }
 
     private static SparkException failingJob(RuntimeException thrownByTask) {

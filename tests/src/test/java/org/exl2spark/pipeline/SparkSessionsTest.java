@@ -16,7 +16,6 @@ import org.apache.spark.SparkException;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.serializer.KryoSerializer;
 import org.apache.spark.serializer.SerializerInstance;
-import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import scala.reflect.ClassTag;
@@ -84,6 +83,20 @@ class SparkSessionsTest {
         assertTrue(e.getMessage().contains("local mode (local[2]) cannot give tasks GPUs"), e.getMessage());
     }
 
+    @Test
+    void localGpusAreALocalModeSettingAndCheckedAtStart() {
+        assertEquals("0,1", SparkSessions.conf("t", "local[4]", Map.of(GpuAssignment.LOCAL_GPUS, "0,1"))
+                .get(GpuAssignment.LOCAL_GPUS));
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> SparkSessions.conf("t", null, Map.of(GpuAssignment.LOCAL_GPUS, "gpu0")));
+        assertTrue(bad.getMessage().contains("spark.exl2.localGpus=gpu0") && bad.getMessage().contains("'gpu0'"),
+                bad.getMessage());
+        IllegalArgumentException cluster = assertThrows(IllegalArgumentException.class,
+                () -> SparkSessions.conf("t", "spark://h:7077", Map.of(GpuAssignment.LOCAL_GPUS, "0")));
+        assertTrue(cluster.getMessage().contains("local-mode tasks only")
+                && cluster.getMessage().contains("spark.executor.resource.gpu.amount"), cluster.getMessage());
+    }
+
     /** A record like the payloads: every kind of component, a null among them. */
     record Probe(String name, int i, long l, double d, boolean b, float[] values, String missing) {
     }
@@ -125,12 +138,11 @@ class SparkSessionsTest {
 
     @Test
     void aLocalJobMovesRegisteredRecordsAndRefusesOthers() {
-        SparkSession spark = SparkSessions.start("spark-sessions-test", "local[2]",
+        JavaSparkContext sc = SparkSessions.start("spark-sessions-test", "local[2]",
                 Map.of("spark.hadoop.exl2.test.key", "from-conf"));
         try {
-            assertTrue(spark.sparkContext().uiWebUrl().isEmpty(), "no web UI by default");
-            assertEquals("from-conf", spark.sparkContext().hadoopConfiguration().get("exl2.test.key"));
-            JavaSparkContext sc = SparkSessions.javaContext(spark);
+            assertTrue(sc.sc().uiWebUrl().isEmpty(), "no web UI by default");
+            assertEquals("from-conf", sc.hadoopConfiguration().get("exl2.test.key"));
             List<Integer> values = IntStream.range(0, 8).boxed().collect(Collectors.toList());
             // a shuffle moves records through Kryo too
             assertEquals(4, sc.parallelize(values, 4).mapToPair(v -> new scala.Tuple2<>(v % 4, v))
@@ -146,7 +158,7 @@ class SparkSessionsTest {
             assertTrue(e.getMessage().contains("Class is not registered")
                     && e.getMessage().contains(Unregistered.class.getName()), e.getMessage());
         } finally {
-            spark.stop();
+            sc.stop();
         }
     }
 }
