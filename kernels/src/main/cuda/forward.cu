@@ -1,7 +1,9 @@
 // The transformer forward's non-GEMM operations on fp32 row-major device tensors: embedding gather, RMSNorm,
 // rotary embedding, causal grouped-query attention (optionally in a sliding window), SwiGLU, addition, row softmax
-// and log-softmax, per-row KL divergence, the block error's per-row sums, and a 2-D transpose. CPU twins: org.exl2spark.backend.CpuBackend.
-// Every index into a tensor is 64-bit.
+// and log-softmax, per-row KL divergence, the block error's per-row sums, a 2-D transpose, and rounding to fp16
+// values. CPU twins: org.exl2spark.backend.CpuBackend. Every index into a tensor is 64-bit.
+
+#include <cuda_fp16.h>
 
 typedef long long i64;
 
@@ -247,6 +249,12 @@ extern "C" __global__ void swiglu(const float* gate, const float* up, float* out
 
 extern "C" __global__ void add_tensors(const float* a, const float* b, float* out, i64 n) {
     elementwise(a, b, out, n, [](float x, float y) { return x + y; });
+}
+
+// out = float(half(x)), round to nearest even, clamped to the fp16 range; the launcher passes x as both operands
+extern "C" __global__ void round_to_half(const float* x, const float* unused, float* out, i64 n) {
+    elementwise(x, unused, out, n,
+                [](float v, float) { return __half2float(__float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f))); });
 }
 
 // Softmax (logMode 0) or log-softmax (logMode 1) of each row of cols; one block per row; out may be x. The max

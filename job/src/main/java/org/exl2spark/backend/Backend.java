@@ -112,6 +112,13 @@ public interface Backend extends AutoCloseable {
      */
     double[] relativeErrors(Tensor y, Tensor reference);
 
+    /**
+     * Elementwise {@code out = float(fp16(x))}: each value rounded to the nearest fp16 (half to even), values beyond
+     * the fp16 range clamped to ±65504; out may be x. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
+     * fp16 forward gives them (EXL2-SPEC F.1).
+     */
+    void roundToHalf(Tensor x, Tensor out);
+
     /** Softmax of each row; out may be x. */
     void softmax(Tensor x, Tensor out);
 

@@ -1,6 +1,7 @@
 package org.exl2spark.backend;
 
 import java.util.concurrent.ForkJoinPool;
+import org.exl2spark.io.Half;
 import org.netlib.util.intW;
 import java.util.concurrent.RecursiveAction;
 
@@ -324,10 +325,7 @@ public final class CpuBackend implements Backend {
 
     /** Softmax over s[base+lo, base+hi) of a row of n scores; the rest of the row becomes 0. */
     private static void maskedSoftmax(float[] s, int base, int n, int lo, int hi) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = lo; j < hi; j++) {
-            max = Math.max(max, s[base + j]);
-        }
+        float max = EXP.max(s, base + lo, base + hi);
         float inv = 1f / EXP.expInPlace(s, base + lo, base + hi, max);
         for (int j = lo; j < hi; j++) {
             s[base + j] *= inv;
@@ -402,6 +400,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void roundToHalf(Tensor x, Tensor out) {
+        float[] xs = host(x, "x").data();
+        float[] o = host(out, "out").data();
+        ShapeChecks.sameShape("roundToHalf", x, out);
+        parallelFor(x.size(), ELEMENT_GRAIN, (i0, i1) -> {
+            for (int i = (int) i0; i < i1; i++) {
+                o[i] = Half.toFloat(Half.fromFloat(Math.max(-FP16_MAX, Math.min(FP16_MAX, xs[i]))));
+            }
+        });
+    }
+
+    @Override
     public void softmax(Tensor x, Tensor out) {
         rowSoftmax(x, out, false);
     }
@@ -420,10 +430,7 @@ public final class CpuBackend implements Backend {
         parallelFor(x.rows(), 1, (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
                 int base = ho.rowOffset(r);
-                float max = Float.NEGATIVE_INFINITY;
-                for (int i = 0; i < cols; i++) {
-                    max = Math.max(max, xs[base + i]);
-                }
+                float max = EXP.max(xs, base, base + cols);
                 if (log) {
                     // (x − max) first: exact near the max, where the large log-probabilities are
                     float logSum = (float) Math.log(EXP.sumExp(xs, base, base + cols, max));

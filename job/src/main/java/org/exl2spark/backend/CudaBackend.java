@@ -262,6 +262,14 @@ public final class CudaBackend implements Backend {
         elementwise("add", a, b, out, forward::add);
     }
 
+    @Override
+    public void roundToHalf(Tensor x, Tensor out) {
+        DeviceTensor dx = device(x, "roundToHalf operand");
+        DeviceTensor dout = device(out, "roundToHalf output");
+        ShapeChecks.sameShape("roundToHalf", x, out);
+        forward.roundToHalf(dx.matrix(), dout.matrix());
+    }
+
     /** A kernel of two operands and an output of one shape. */
     @FunctionalInterface
     private interface ElementwiseKernel {

@@ -1,7 +1,7 @@
 package org.exl2spark.backend;
 
 /**
- * The exponential-heavy inner loops of softmax and SwiGLU, which run billions of times per evaluation. Two
+ * The inner loops of softmax (shift and exponentials) and SwiGLU, which run billions of times per evaluation. Two
  * implementations compute the same function ({@link FastExp}'s polynomial): {@link VectorExpKernels} on the JDK's
  * Vector API (about 10× faster) when the JVM runs with {@code --add-modules jdk.incubator.vector}
  * (conf/jvm-flags.txt), and the scalar loops here otherwise.
@@ -16,6 +16,12 @@ interface ExpKernels {
 
     /** {@code out[i] = gate[i] / (1 + e^−gate[i]) · up[i]} over [from, to). */
     void swiGlu(float[] gate, float[] up, float[] out, int from, int to);
+
+    /**
+     * The largest of a[from, to) as {@link Math#max} folds it (NaN if any is NaN; −∞ for an empty range): softmax's
+     * shift. Math.max is commutative and associative, so any order of folding gives these bits.
+     */
+    float max(float[] a, int from, int to);
 
     /** For logs: which implementation runs. */
     String describe();
@@ -73,6 +79,15 @@ interface ExpKernels {
                 float g = gate[i];
                 out[i] = g / (1f + FastExp.exp(-g)) * up[i];
             }
+        }
+
+        @Override
+        public float max(float[] a, int from, int to) {
+            float m = Float.NEGATIVE_INFINITY;
+            for (int i = from; i < to; i++) {
+                m = Math.max(m, a[i]);
+            }
+            return m;
         }
     }
 }

@@ -9,10 +9,16 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link GridErrorKernels} on the Vector API, lane for lane the scalar arithmetic: fp32 quotient and rounding
  * (half to even through the 1.5·2²³ trick, exact for every |x/s| < 2²² the clamp can keep), fp32 cube, then
  * the double square root and product the scalar loop computes, accumulated per column in double.
+ *
+ * <p>The float vectors have the preferred shape, the one {@link VectorExpKernels} uses: C2 inlines FloatVector's
+ * shared methods by the vector classes their profiles saw, and a second float shape in the same JVM (this kernel
+ * ran on 128-bit vectors before) made the attention softmax's exp fall back to boxed vectors, doubling the CPU
+ * time of an attention forward on the AVX-512 development VM.
  */
 final class VectorGridErrorKernels implements GridErrorKernels {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_128;
-    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_256;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** Doubles of the same shape: half as many lanes, so each float vector converts in two parts. */
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
     private static final float ROUNDER = 12582912f;
 
     @Override
@@ -28,10 +34,14 @@ final class VectorGridErrorKernels implements GridErrorKernels {
             FloatVector q = t.add(ROUNDER).sub(ROUNDER).max(lo).min(hi);
             FloatVector e = q.mul(s).sub(x).abs();
             FloatVector cube = e.mul(e).mul(e);
-            DoubleVector ed = (DoubleVector) e.convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector cd = (DoubleVector) cube.convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector acc = DoubleVector.fromArray(D, colErr, n);
-            acc.add(cd.mul(ed.sqrt())).intoArray(colErr, n);
+            // written out for both halves, not a helper taking the vectors: a call C2 does not inline boxes them
+            DoubleVector lowE = (DoubleVector) e.convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector lowCube = (DoubleVector) cube.convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector.fromArray(D, colErr, n).add(lowCube.mul(lowE.sqrt())).intoArray(colErr, n);
+            int upper = n + D.length();
+            DoubleVector highE = (DoubleVector) e.convertShape(VectorOperators.F2D, D, 1);
+            DoubleVector highCube = (DoubleVector) cube.convertShape(VectorOperators.F2D, D, 1);
+            DoubleVector.fromArray(D, colErr, upper).add(highCube.mul(highE.sqrt())).intoArray(colErr, upper);
         }
         GridErrorKernels.Scalar.addColumns(w, off, scale, colErr, n, cols, lo, hi);
     }

@@ -416,6 +416,18 @@ public final class GpuBackendTest {
                     }
                 });
                 compare("add n=" + n + (inPlace ? " in place" : ""), sum, 0, "bit for bit");
+                // magnitudes from fp16's subnormals to beyond its range, where the rounding clamps
+                float[] wide = new float[n];
+                for (int i = 0; i < n; i++) {
+                    wide[i] = (float) (g[i] * Math.pow(10, random.nextInt(13) - 8));
+                }
+                float[][] rounded = on(be -> {
+                    try (Tensor tx = be.upload(wide.clone(), n); Tensor to = inPlace ? null : be.zeros(n)) {
+                        be.roundToHalf(tx, inPlace ? tx : to);
+                        return be.download(inPlace ? tx : to);
+                    }
+                });
+                compare("roundToHalf n=" + n + (inPlace ? " in place" : ""), rounded, 0, "bit for bit");
             }
         }
 

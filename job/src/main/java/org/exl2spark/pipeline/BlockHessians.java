@@ -11,7 +11,8 @@ import org.exl2spark.quant.AdaptiveGptq;
 
 /**
  * Collects, during a block's forward, the Gram matrix XᵀX of each distinct linear input on the backend (q/k/v share
- * one, gate/up share one), and turns each into GPTQ's preparation (act order + inverse factor) once, in place.
+ * one, gate/up share one), X rounded to fp16 values as ExLlamaV2's activations are, and turns each into GPTQ's
+ * preparation (act order + inverse factor) once, in place.
  */
 final class BlockHessians implements LinearInputObserver, AutoCloseable {
     private final Backend backend;
@@ -31,7 +32,11 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
         }
         long n = linears.get(0).inFeatures();
         Tensor gram = grams.computeIfAbsent(group, g -> backend.zeros(n, n));
-        backend.accumulateGram(input, gram);
+        // ExLlamaV2's Hessians see its fp16 activations (EXL2-SPEC F.1); a copy, the forward goes on in fp32
+        try (Tensor half = backend.zeros(input.shape())) {
+            backend.roundToHalf(input, half);
+            backend.accumulateGram(half, gram);
+        }
     }
 
     /** GPTQ preparation of the Hessian {@code (1/rows) Σ XᵀX} (EXL2-SPEC F.1) of the input {@code linear} reads. */

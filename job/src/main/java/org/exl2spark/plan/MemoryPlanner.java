@@ -190,12 +190,18 @@ public final class MemoryPlanner {
         return (int) Math.max(1, Math.min(rows, room / perRow));
     }
 
-    /** One forward chunk: the state, the normed input, each projection's output, rotary tables. */
+    /**
+     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16-rounded
+     * copy of the widest linear input that Hessian collection makes.
+     */
     long activationBytes(BlockSpec block, long rows, long tokens) {
         long width = 2L * arch.hiddenSize();
+        long widestInput = 0;
         for (LinearSpec l : block.linears()) {
             width += l.outFeatures();
+            widestInput = Math.max(widestInput, l.inFeatures());
         }
+        width += widestInput;
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             width += (long) arch.numHeads() * arch.headDim();
         }

@@ -14,6 +14,7 @@ public final class ForwardKernels {
     private static final GpuContext.KernelRef ATTENTION = new GpuContext.KernelRef(FAMILY, "attention_causal");
     private static final GpuContext.KernelRef SWIGLU = new GpuContext.KernelRef(FAMILY, "swiglu");
     private static final GpuContext.KernelRef ADD = new GpuContext.KernelRef(FAMILY, "add_tensors");
+    private static final GpuContext.KernelRef ROUND_TO_HALF = new GpuContext.KernelRef(FAMILY, "round_to_half");
     private static final GpuContext.KernelRef SOFTMAX = new GpuContext.KernelRef(FAMILY, "softmax_rows");
     private static final GpuContext.KernelRef KL = new GpuContext.KernelRef(FAMILY, "kl_rows");
     private static final GpuContext.KernelRef TRANSPOSE = new GpuContext.KernelRef(FAMILY, "transpose_2d");
@@ -96,6 +97,11 @@ public final class ForwardKernels {
     /** {@code out = a + b} elementwise; out may be a or b. */
     public void add(DeviceMatrix a, DeviceMatrix b, DeviceMatrix out) {
         elementwise(ADD, a, b, out);
+    }
+
+    /** {@code out = float(fp16(x))} elementwise, clamped to ±65504; out may be x. */
+    public void roundToHalf(DeviceMatrix x, DeviceMatrix out) {
+        elementwise(ROUND_TO_HALF, x, x, out);
     }
 
     /** Softmax (or log-softmax) of each row; out may be x. */

@@ -239,6 +239,76 @@ public abstract class BackendContract {
     }
 
     @Test
+    void roundToHalfPicksTheNearestFp16ValueTiesToEvenAndClampsToItsRange() {
+        // every finite fp16 value, ascending, decoded independently of the encoder under test
+        float[] halves = new float[63489];
+        int count = 0;
+        for (int bits = 0; bits < 0x10000; bits++) {
+            int exponent = (bits >> 10) & 0x1f;
+            if (exponent != 0x1f && bits != 0x8000) {
+                int mantissa = bits & 0x3ff;
+                double magnitude = exponent == 0 ? mantissa * Math.pow(2, -24)
+                        : (1 + mantissa / 1024.0) * Math.pow(2, exponent - 15);
+                halves[count++] = (float) ((bits & 0x8000) != 0 ? -magnitude : magnitude);
+            }
+        }
+        float[] values = java.util.Arrays.copyOf(halves, count);
+        java.util.Arrays.sort(values);
+        int n = 20_000;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (random.nextGaussian() * Math.pow(10, random.nextInt(13) - 8));
+        }
+        x[0] = 1e6f;
+        x[1] = -7e4f;
+        x[2] = 1f + 1f / 2048;      // halfway between 1 and 1 + 2^-10: to the even 1
+        x[3] = 1f + 3f / 2048;      // halfway between 1 + 2^-10 and 1 + 2^-9: to the even 1 + 2^-9
+        x[4] = (float) Math.pow(2, -25); // halfway between 0 and the smallest subnormal: to 0
+        float[] expected = new float[n];
+        for (int i = 0; i < n; i++) {
+            // a value that rounds to zero keeps its sign, as fp16's −0 does
+            expected[i] = Math.copySign(nearest(values, Math.max(-65504f, Math.min(65504f, x[i]))), x[i]);
+        }
+        try (Tensor t = upload(x, n); Tensor out = backend.zeros(n)) {
+            backend.roundToHalf(t, out);
+            assertArrayEquals(expected, backend.download(out), "roundToHalf");
+            backend.roundToHalf(t, t);
+            assertArrayEquals(expected, backend.download(t), "roundToHalf in place");
+        }
+        assertEquals(65504f, expected[0]);
+        assertEquals(-65504f, expected[1]);
+        assertEquals(1f, expected[2]);
+        assertEquals(1f + 1f / 512, expected[3]);
+        assertEquals(0f, expected[4]);
+    }
+
+    /** The value of sorted {@code values} nearest to v; a tie goes to the one whose fp16 mantissa is even. */
+    private static float nearest(float[] values, float v) {
+        int i = java.util.Arrays.binarySearch(values, v);
+        if (i >= 0) {
+            return values[i];
+        }
+        int hi = -i - 1;
+        float below = values[hi - 1];
+        float above = values[hi];
+        double dBelow = (double) v - below;
+        double dAbove = (double) above - v;
+        if (dBelow != dAbove) {
+            return dBelow < dAbove ? below : above;
+        }
+        return evenMantissa(below) ? below : above;
+    }
+
+    private static boolean evenMantissa(float half) {
+        double m = Math.abs(half);
+        if (m < Math.pow(2, -14)) {
+            return Math.round(m / Math.pow(2, -24)) % 2 == 0;
+        }
+        int exponent = Math.getExponent(m);
+        return Math.round(m / Math.pow(2, exponent - 10)) % 2 == 0;
+    }
+
+    @Test
     void slicesCopiesAndTheBlockError() {
         int rows = 3;
         int tokens = 5;

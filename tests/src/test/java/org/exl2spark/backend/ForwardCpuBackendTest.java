@@ -65,6 +65,16 @@ class ForwardCpuBackendTest extends BackendContract {
             vector.swiGlu(x, up, outV, 3, 3 + n);
             scalar.swiGlu(x, up, outS, 3, 3 + n);
             assertArrayEquals(outS, outV, "swiGlu n=" + n);
+            assertEquals(Float.floatToRawIntBits(scalar.max(x, 3, 3 + n)),
+                    Float.floatToRawIntBits(vector.max(x, 3, 3 + n)), "max n=" + n);
+        }
+        // signed zeros (Math.max orders −0 below +0) and −∞ for an empty range
+        float[] zeros = new float[40];
+        zeros[33] = -0f;
+        java.util.Arrays.fill(zeros, 0, 20, -0f);
+        for (int[] range : new int[][] {{0, 20}, {0, 40}, {5, 5}, {20, 39}}) {
+            assertEquals(Float.floatToRawIntBits(scalar.max(zeros, range[0], range[1])),
+                    Float.floatToRawIntBits(vector.max(zeros, range[0], range[1])), "max of zeros " + range[0]);
         }
         assertTrue(backend.describe().contains("vectorised"), backend.describe());
     }
