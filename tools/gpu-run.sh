@@ -23,7 +23,8 @@
 #               them under /tmp/exl2-spark, where they stay while the machine is warm
 #   BUNDLE/b/   spark-b.tar.xz (Hadoop's client, our jars, JCuda, netlib), the tiny model and the eval text
 #               (data.tar.xz; TINY_MODEL overrides the model), exl2.sh (the exl2 command line on that class path) and
-#               e2e.sh (convert on the GPU, eval, outputs to $OUT): call 2 runs them
+#               e2e.sh (convert on the GPU, eval, outputs to $OUT; E2E_NAME=N for runs side by side): call 2 runs
+#               them
 # The class path is spark-core's runtime closure (tools/spark-core-runtime/pom.xml) at the job's versions, less what
 # a local-mode RDD job never loads (see prune_spark_jars), plus the application's own dependencies without the S3
 # connector (local paths only); native libraries of other platforms are dropped from the jars.
