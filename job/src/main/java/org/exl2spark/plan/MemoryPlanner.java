@@ -61,10 +61,7 @@ public final class MemoryPlanner {
         long weights = weightBytes(block);
         long preps = hessianBytes(block);
         long prepPeak = weights + preps + prepareTemporaries(block);
-        long gptqPeak = 0;
-        for (LinearSpec l : block.linears()) {
-            gptqPeak = Math.max(gptqPeak, gptqBytes(l));
-        }
+        long gptqPeak = largestGptqBytes(block);
         int distinct = distinctSettings(block, candidates).size();
         int minSlots = block.linears().size();
         long slot = maxWeightBytes(block);
@@ -103,10 +100,7 @@ public final class MemoryPlanner {
         long weights = weightBytes(block);
         long grams = hessianBytes(block);
         long prepPeak = weights + grams + prepareTemporaries(block);
-        long gptqPeak = 0;
-        for (LinearSpec l : block.linears()) {
-            gptqPeak = Math.max(gptqPeak, gptqBytes(l));
-        }
+        long gptqPeak = largestGptqBytes(block);
         int chunk = rowChunk(block, rows, tokens, weights + grams, 0);
         long act = activationBytes(block, chunk, tokens);
         long peak = Math.max(prepPeak, weights + grams + Math.max(act, gptqPeak));
@@ -236,6 +230,15 @@ public final class MemoryPlanner {
     private static long prepareTemporaries(BlockSpec block) {
         long n = maxInput(block);
         return Math.max(DeviceBytes.permute(n), DeviceBytes.cholesky(n));
+    }
+
+    /** Bytes of the block's largest GPTQ run, the one that sets the peak among its runs. */
+    private static long largestGptqBytes(BlockSpec block) {
+        long largest = 0;
+        for (LinearSpec l : block.linears()) {
+            largest = Math.max(largest, gptqBytes(l));
+        }
+        return largest;
     }
 
     /** A GPTQ run on top of what stays: the act-ordered work matrix, its index and the run's own buffers. */
