@@ -22,7 +22,7 @@ public final class CompareWeights {
                 WeightSource b = WeightSources.open(args[2], conf)) {
             List<LinearSpec> linears = new ArrayList<>();
             for (LayerSpec layer : original.architecture().layers()) {
-                for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec block : layer.blocks()) {
                     linears.addAll(block.linears());
                 }
             }

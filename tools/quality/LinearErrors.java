@@ -76,7 +76,7 @@ public class LinearErrors {
                     String.join("  ", models));
             double[] sums = new double[models.size()];
             for (LayerSpec layer : arch.layers()) {
-                for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec block : layer.blocks()) {
                     for (LinearSpec l : block.linears()) {
                         float[] h = backend.download(grams.get(inputOf.get(l.key())));
                         float[] w = fp16.linearWeight(l);

@@ -115,7 +115,7 @@ final class ModelReport {
     private List<LinearSpec> representativeLinears() {
         List<LinearSpec> out = new ArrayList<>();
         LayerSpec first = arch.layer(0);
-        for (BlockSpec b : List.of(first.attention(), first.mlp())) {
+        for (BlockSpec b : first.blocks()) {
             out.addAll(b.linears());
         }
         out.add(arch.lmHead());

@@ -82,7 +82,7 @@ final class PlanCommand implements Callable<Integer> {
             Pass p = new Pass("measurement (" + shape.measurementRows + " rows × " + shape.measurementLength
                     + " tokens)");
             for (LayerSpec layer : arch.layers()) {
-                for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec b : layer.blocks()) {
                     p.add(layer, planner.measureBlock(b, BlockMeasurement.table(b), shape.measurementRows,
                             shape.measurementLength));
                 }
@@ -93,7 +93,7 @@ final class PlanCommand implements Callable<Integer> {
             Pass p = new Pass(String.format(Locale.ROOT, "quantization %.2f bpw (%d rows × %d tokens)", bpw,
                     shape.rows, shape.length));
             for (LayerSpec layer : arch.layers()) {
-                for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec b : layer.blocks()) {
                     p.add(layer, planner.quantizeBlock(b, shape.rows, shape.length));
                     for (int r0 = 0; r0 < shape.rows; r0 += shape.rowsPerPartition) {
                         p.add(layer, planner.forwardPartition(b, Math.min(shape.rowsPerPartition, shape.rows - r0),

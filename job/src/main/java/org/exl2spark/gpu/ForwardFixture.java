@@ -8,7 +8,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.stream.IntStream;
 import java.util.zip.GZIPInputStream;
@@ -75,7 +74,7 @@ public final class ForwardFixture {
             }
             writeTensor(out, "embed", weights.embeddingRows(IntStream.range(0, arch.vocabSize()).toArray()));
             for (LayerSpec layer : arch.layers()) {
-                for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec block : layer.blocks()) {
                     writeTensor(out, normKey(block.normName()), weights.norm(block.normName()));
                     for (LinearSpec l : block.linears()) {
                         writeLinear(out, weights, l);

@@ -79,10 +79,10 @@ public final class GptqStepsBenchmark {
             LayerSpec spec = w.architecture().layer(layer);
             double measured = 0;
             double quantized = 0;
-            for (BlockSpec block : List.of(spec.attention(), spec.mlp())) {
+            for (BlockSpec block : spec.blocks()) {
                 measured += bench.measure(block, measureRows);
             }
-            for (BlockSpec block : List.of(spec.attention(), spec.mlp())) {
+            for (BlockSpec block : spec.blocks()) {
                 quantized += bench.quantize(block, quantRows);
             }
             System.out.printf(Locale.ROOT, "%nLAYER %d: measurement's GPU steps %.1f s (ExLlamaV2's whole measurement"

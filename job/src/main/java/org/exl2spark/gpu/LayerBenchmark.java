@@ -63,7 +63,7 @@ public final class LayerBenchmark {
             HiddenStates measureInput = states(measureRows, length, hidden, 1);
             double measured = 0;
             Map<String, Map<String, QParams>> chosen = new LinkedHashMap<>();
-            for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec block : layer.blocks()) {
                 TaskPlan plan = planner.measureBlock(block, BlockMeasurement.table(block), measureRows, length);
                 System.out.println("\nplan: " + plan.render());
                 try (CudaBackend backend = new CudaBackend(ctx, budget, Precision.TF32X3)) {
@@ -89,7 +89,7 @@ public final class LayerBenchmark {
                 parts.add(states(Math.min(partRows, quantRows - r0), length, hidden, 2 + r0));
             }
             double quantized = 0;
-            for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec block : layer.blocks()) {
                 TaskPlan plan = planner.quantizeBlock(block, quantRows, length);
                 System.out.println("\nplan: " + plan.render());
                 try (CudaBackend backend = new CudaBackend(ctx, budget, Precision.TF32X3)) {

@@ -223,7 +223,7 @@ public final class ModelArchitecture {
         Map<String, long[]> t = new LinkedHashMap<>();
         t.put(EMBED, new long[] {vocabSize, hiddenSize});
         for (LayerSpec l : layers) {
-            for (BlockSpec b : List.of(l.attention(), l.mlp())) {
+            for (BlockSpec b : l.blocks()) {
                 t.put(b.normName(), new long[] {hiddenSize});
                 for (LinearSpec lin : b.linears()) {
                     t.put(lin.weightName(), new long[] {lin.outFeatures(), lin.inFeatures()});

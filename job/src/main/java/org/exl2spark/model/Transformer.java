@@ -274,7 +274,7 @@ public final class Transformer {
     public long forwardFlops(int seqLen) {
         long linear = 0;
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec block : layer.blocks()) {
                 for (LinearSpec l : block.linears()) {
                     linear += l.inFeatures() * l.outFeatures();
                 }

@@ -116,7 +116,7 @@ final class CompilePass {
         Map<String, Path> fragmentOf = new HashMap<>();
         addSource(source, ModelArchitecture.EMBED, specs);
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 addSource(source, b.normName(), specs);
                 for (LinearSpec l : b.linears()) {
                     addFragment(job.fragment(bpw, l.key()), conf, specs, fragmentOf);

@@ -42,7 +42,7 @@ final class MeasurePass {
         List<Tasks.BlockWork> todo = new ArrayList<>();
         int total = 0;
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 total++;
                 if (!job.exists(job.measurementRecord(b))) {
                     todo.add(new Tasks.BlockWork(b.layer(), b.kind()));
@@ -60,7 +60,7 @@ final class MeasurePass {
         }
         Map<String, List<BlockCandidate>> blocks = new LinkedHashMap<>();
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 List<BlockCandidate> list = Measurement.parseBlock(job.read(job.measurementRecord(b)),
                         job.measurementRecord(b).toString());
                 double best = list.stream().mapToDouble(BlockCandidate::accuracy).max().orElse(0);

@@ -53,7 +53,7 @@ final class QuantizePass {
         int skippedBlocks = 0;
         int skippedParts = 0;
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec block : layer.blocks()) {
                 Tasks.BlockWork work = new Tasks.BlockWork(block.layer(), block.kind());
                 if (fragmentsDone(job, bpw, block)) {
                     skippedBlocks++;

@@ -111,7 +111,7 @@ public final class Exl2ModelInfo {
         }
         List<Block> blocks = new ArrayList<>();
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 List<Module> modules = new ArrayList<>();
                 for (LinearSpec l : b.linears()) {
                     modules.add(module(tensors, l));

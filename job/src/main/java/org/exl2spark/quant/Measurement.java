@@ -141,7 +141,7 @@ public final class Measurement {
      */
     public void checkMatches(ModelArchitecture arch, String source) throws ModelFormatException {
         for (var layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 List<BlockCandidate> list = blocks.get(key(b));
                 if (list == null) {
                     throw new ModelFormatException(source + ": no measurement for '" + key(b)
@@ -221,7 +221,7 @@ public final class Measurement {
             g.writeStartObject();
             g.writeObjectFieldStart("measurement");
             for (var layer : arch.layers()) {
-                for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec b : layer.blocks()) {
                     g.writeArrayFieldStart(key(b));
                     for (BlockCandidate c : blocks.get(key(b))) {
                         writeCandidate(g, b, c);

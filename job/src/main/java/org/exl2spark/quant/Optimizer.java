@@ -63,7 +63,7 @@ public final class Optimizer {
     public static long chargedWeights(ModelArchitecture arch) {
         long numel = 0;
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 numel += arch.hiddenSize();
                 for (LinearSpec l : b.linears()) {
                     numel += l.inFeatures() * l.outFeatures();

@@ -9,7 +9,6 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.zip.GZIPOutputStream;
 import org.apache.hadoop.conf.Configuration;
 import org.exl2spark.calib.TokenRows;
@@ -44,7 +43,7 @@ class ForwardFixtureTest {
             int[] rows = {0, 1, 300, 4095};
             assertArrayEquals(source.embeddingRows(rows), copy.embeddingRows(rows));
             for (LayerSpec layer : arch.layers()) {
-                for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec block : layer.blocks()) {
                     assertArrayEquals(source.norm(block.normName()), copy.norm(block.normName()), block.normName());
                     for (LinearSpec l : block.linears()) {
                         assertArrayEquals(source.linearWeight(l), copy.linearWeight(l), l.key());

@@ -103,7 +103,7 @@ class ForwardTransformerTest {
         float[] blockwise;
         try (Tensor hidden = t.embed(w, tokens)) {
             for (LayerSpec layer : a.layers()) {
-                for (BlockSpec block : List.of(layer.attention(), layer.mlp())) {
+                for (BlockSpec block : layer.blocks()) {
                     try (Transformer.BlockWeights bw = t.loadBlock(w, block)) {
                         t.block(hidden, bw, (linears, input) -> {
                             StringBuilder names = new StringBuilder();

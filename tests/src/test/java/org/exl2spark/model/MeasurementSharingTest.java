@@ -32,7 +32,7 @@ class MeasurementSharingTest {
         HiddenStates input = new HiddenStates(states, rows, tokens, a.hiddenSize());
         try (CpuBackend backend = new CpuBackend(2)) {
             BlockMeasurement m = new BlockMeasurement(new BlockRunner(new Transformer(a, backend), 1));
-            for (BlockSpec block : List.of(a.layer(0).attention(), a.layer(0).mlp())) {
+            for (BlockSpec block : a.layer(0).blocks()) {
                 List<BlockCandidate> shared = m.measure(w, block, input, Integer.MAX_VALUE);
                 List<BlockCandidate> oneAtATime = m.measure(w, block, input, block.linears().size());
                 assertEquals(BlockMeasurement.table(block).size(), shared.size());

@@ -165,7 +165,7 @@ class ClusterConversionTest {
         int doneParts = 0;
         List<Tasks.Partition> parts = Tasks.Partition.of(4, 2);
         for (LayerSpec layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 doneBlocks += QuantizePass.fragmentsDone(dir, Double.parseDouble(BPW), b) ? 1 : 0;
                 for (Tasks.Partition p : parts) {
                     doneParts += dir.exists(QuantizePass.output(dir, Double.parseDouble(BPW), b, p.index())) ? 1 : 0;

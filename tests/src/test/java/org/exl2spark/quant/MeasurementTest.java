@@ -39,7 +39,7 @@ class MeasurementTest {
         m.checkMatches(arch, "golden");
         int checked = 0;
         for (var layer : arch.layers()) {
-            for (BlockSpec b : List.of(layer.attention(), layer.mlp())) {
+            for (BlockSpec b : layer.blocks()) {
                 List<BlockCandidate> list = m.candidates(b);
                 List<Map<String, QParams>> table = b.kind() == BlockSpec.Kind.ATTENTION ? Candidates.ATTENTION
                         : Candidates.MLP;
