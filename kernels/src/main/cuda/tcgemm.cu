@@ -1,3 +1,5 @@
+#include <cuda_fp16.h>
+
 // Tensor-core GEMM for fp32 operands: C[M,N] = alpha * A[M,K] * B[N,K]^T (+ bias[N]) + beta * C, A and B both
 // K-contiguous (a linear layer's activations and its Hugging Face weight [out, in]), fp32 accumulation, in three
 // precisions:
@@ -11,6 +13,10 @@
 // cp.async pipeline of STAGES tiles in dynamic shared memory; fragments come out of shared memory with ldmatrix (a TF32
 // element is a pair of b16 lanes, so an 8x8 b16 matrix is an 8x4 fp32 block, the fragment layout of m16n8k8).
 // Blocks run in groups of 16 row tiles so concurrent blocks share A and B tiles in L2. Every index is 64-bit.
+//
+// gemm_nt_h16*: the same product for operands already stored as fp16 in device memory (a FAST linear's fp16 weight
+// and its input converted once), m16n8k16 with fp32 accumulation: half the bytes per tile of the f16 kernel, so the
+// tiles go 64 deep in k with more stages, and ldmatrix hands the fp16 fragments straight to the mma.
 
 typedef long long i64;
 
@@ -255,6 +261,148 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
             }
 }
 
+
+// ---- fp16 operands in device memory ------------------------------------------------------------------------
+
+constexpr int BKH = 64;        // k per tile, in halves
+constexpr int LDH = BKH + 8;   // padded shared row (144 bytes): ldmatrix's 8 row reads hit 32 distinct banks
+
+__device__ __forceinline__ void cp_async16h(__half* dst, const __half* src, int bytes) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
+}
+
+__device__ __forceinline__ void ldmatrix_x4h(unsigned* r, const __half* rowAddress) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// Rows [r0, r0+ROWS) x columns [k0, k0+64) of a [rows, K] fp16 matrix into a padded shared tile, zeros outside.
+// VEC: rows start 16-byte aligned, so 16-byte asynchronous copies (a zero-filled partial one at K's end); otherwise
+// element by element through registers (shapes whose rows are not 8-half aligned).
+template <int ROWS, bool VEC>
+__device__ __forceinline__ void load_tile_h(__half* tile, const __half* __restrict__ g, i64 ld, i64 rows, i64 K,
+                                            i64 r0, i64 k0) {
+    const int t = threadIdx.x;
+#pragma unroll
+    for (int c = 0; c < (ROWS * BKH / 8) / THREADS; ++c) {
+        const int idx = t + c * THREADS;
+        const int row = idx >> 3;
+        const int col = (idx & 7) * 8;
+        const i64 gr = r0 + row, gk = k0 + col;
+        __half* dst = tile + row * LDH + col;
+        const bool rowIn = gr < rows;
+        if (VEC) {
+            const i64 left = rowIn ? K - gk : 0;
+            const int bytes = left >= 8 ? 16 : (left > 0 ? (int)left * 2 : 0);
+            cp_async16h(dst, bytes > 0 ? g + gr * ld + gk : g, bytes);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) {
+                dst[e] = rowIn && gk + e < K ? g[gr * ld + gk + e] : __ushort_as_half((unsigned short)0);
+            }
+        }
+    }
+}
+
+template <bool VEC, int NT, int STAGES>
+__device__ void gemm_nt_half(i64 M, i64 N, i64 K, float alpha, const __half* __restrict__ A, i64 lda,
+                             const __half* __restrict__ B, i64 ldb, const float* __restrict__ bias, float beta,
+                             float* __restrict__ C, i64 ldc) {
+    constexpr int BN = 4 * 8 * NT;
+    extern __shared__ __align__(16) __half hsmem[];
+    __half* As = hsmem;                      // [STAGES][BM][LDH]
+    __half* Bs = hsmem + STAGES * BM * LDH;  // [STAGES][BN][LDH]
+
+    const i64 mTiles = (M + BM - 1) / BM, nTiles = (N + BN - 1) / BN;
+    const i64 id = blockIdx.x;
+    const i64 perGroup = GROUP_M * nTiles;
+    const i64 firstM = id / perGroup * GROUP_M;
+    const i64 groupRows = min((i64)GROUP_M, mTiles - firstM);
+    const i64 inGroup = id % perGroup;
+    const i64 m0 = (firstM + inGroup % groupRows) * BM;
+    const i64 n0 = inGroup / groupRows * BN;
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 8 * NT;
+    const int g = lane >> 2, tq = lane & 3;
+    // ldmatrix row addresses (lane l: row l%8 of matrix l/8). A's four matrices: rows +0/+8, then k +8;
+    // B's: k +0/+8 of n-tile j, then of n-tile j + 1.
+    const int aRow = wm + (lane & 15), aCol = (lane >> 4) * 8;
+    const int bRow = wn + (lane & 7) + (lane >> 4) * 8, bCol = ((lane >> 3) & 1) * 8;
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+    const i64 kTiles = (K + BKH - 1) / BKH;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < kTiles) {
+            load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, (i64)s * BKH);
+            load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, (i64)s * BKH);
+        }
+        cp_async_commit();
+    }
+
+    for (i64 kt = 0; kt < kTiles; ++kt) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
+        const i64 next = kt + STAGES - 1;
+        if (next < kTiles) {
+            const int s = (int)(next % STAGES);
+            load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, next * BKH);
+            load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, next * BKH);
+        }
+        cp_async_commit();
+
+        const __half* a = As + (int)(kt % STAGES) * BM * LDH;
+        const __half* b = Bs + (int)(kt % STAGES) * BN * LDH;
+#pragma unroll
+        for (int kk = 0; kk < BKH; kk += 16) {
+            unsigned af[MT][4], bf[NT][2];
+#pragma unroll
+            for (int i = 0; i < MT; ++i) ldmatrix_x4h(af[i], a + (aRow + i * 16) * LDH + kk + aCol);
+#pragma unroll
+            for (int j = 0; j < NT; j += 2) {
+                unsigned r[4];
+                ldmatrix_x4h(r, b + (bRow + j * 8) * LDH + kk + bCol);
+                bf[j][0] = r[0];
+                bf[j][1] = r[1];
+                bf[j + 1][0] = r[2];
+                bf[j + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+        }
+    }
+    cp_async_wait<0>();
+
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const i64 m = m0 + wm + i * 16 + g + (e >> 1) * 8;
+                const i64 n = n0 + wn + j * 8 + tq * 2 + (e & 1);
+                if (m < M && n < N) {
+                    float* c = C + m * ldc + n;
+                    float v = alpha * acc[i][j][e];
+                    if (bias) v += bias[n];
+                    *c = beta == 0.f ? v : v + beta * *c;
+                }
+            }
+}
+
 }  // namespace
 
 // Shared memory per block: STAGES * (128 + 32 * NT) * (32 + 4) floats; TensorCoreGemm.java picks the variant.
@@ -281,3 +429,22 @@ TC_GEMM(gemm_nt_tf32x3_small_vec, TF32X3, true, 4, 2)
 TC_GEMM(gemm_nt_tf32x3_small, TF32X3, false, 4, 2)
 TC_GEMM(gemm_nt_f16_small_vec, F16, true, 4, 2)
 TC_GEMM(gemm_nt_f16_small, F16, false, 4, 2)
+
+// fp16 operands: STAGES * (128 + 32 * NT) * (64 + 8) halves of shared memory per block.
+//   h16     64x64 per warp (128 x 256 per block), 4 stages: 216 KiB (H100: 227 KiB per block)
+//   h16_3   the same tiles, 3 stages: 162 KiB (A100: 163 KiB)
+//   h16_small 64x32 per warp, 2 stages: 72 KiB (sm_86, sm_89)
+#define TC_GEMM_H16(NAME, VEC, NT, STAGES)                                                                      \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                   \
+    NAME(i64 M, i64 N, i64 K, float alpha, const __half* __restrict__ A, i64 lda,                             \
+         const __half* __restrict__ B, i64 ldb, const float* __restrict__ bias, float beta,                    \
+         float* __restrict__ C, i64 ldc) {                                                                     \
+        gemm_nt_half<VEC, NT, STAGES>(M, N, K, alpha, A, lda, B, ldb, bias, beta, C, ldc);                     \
+    }
+
+TC_GEMM_H16(gemm_nt_h16_vec, true, 8, 4)
+TC_GEMM_H16(gemm_nt_h16, false, 8, 4)
+TC_GEMM_H16(gemm_nt_h16_3_vec, true, 8, 3)
+TC_GEMM_H16(gemm_nt_h16_3, false, 8, 3)
+TC_GEMM_H16(gemm_nt_h16_small_vec, true, 4, 2)
+TC_GEMM_H16(gemm_nt_h16_small, false, 4, 2)

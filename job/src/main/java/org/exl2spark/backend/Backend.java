@@ -2,7 +2,7 @@ package org.exl2spark.backend;
 
 /**
  * The tensor operations the forward pass, the evaluation and GPTQ need, on fp32 row-major {@link Tensor}s that
- * this backend allocated. Every operation works on whole tensors and names its layout, so a device backend can run
+ * this backend allocated (and a few on fp16 ones, see {@link #halfZeros}). Every operation works on whole tensors and names its layout, so a device backend can run
  * each one as a kernel with no host round trip; {@link CpuBackend} is the plain Java (plus BLAS) twin of each.
  *
  * <p>Conventions: a tensor "seen as a matrix" is [rows, cols] with cols = its last dim and rows = the product of the
@@ -19,6 +19,18 @@ public interface Backend extends AutoCloseable {
     Tensor zeros(long... shape);
 
     /**
+     * A zero-filled tensor of fp16 values ({@link Tensor.Storage#FP16}): on a device two bytes an element, half of
+     * {@link #zeros}'s. It is for weights that only {@code FAST} linears read, such as the measurement's dequantized
+     * candidate weights (fp16-exact already, so storing them loses nothing) and lets more of them stay on the device.
+     * Only these operations take one: {@link #roundToHalf} and {@link #gatherTransposed} write it (as out / dst,
+     * rounding each value to fp16 as {@code roundToHalf} does), {@link #linear} reads it as its weight inside a
+     * {@code FAST} {@link #linearMode} scope, {@link #download} and {@link #downloadSlice} read it back as floats,
+     * and closing frees it; every other operation refuses it. The CPU holds the same fp16 values in floats and
+     * computes with them as with any fp32 tensor.
+     */
+    Tensor halfZeros(long... shape);
+
+    /**
      * A tensor holding {@code data} (row-major, exactly the shape's element count). The backend may keep using the
      * array instead of copying it, so the caller must not modify it afterwards.
      */
@@ -30,7 +42,7 @@ public interface Backend extends AutoCloseable {
      */
     Tensor uploadSlice(float[] data, int offset, long... shape);
 
-    /** A copy of the tensor's elements on the host (at most 2^31-9 of them). */
+    /** A copy of the tensor's elements on the host (at most 2^31-9 of them); an fp16 tensor's exactly, as floats. */
     float[] download(Tensor t);
 
     /** Copies the tensor's elements into {@code dst} from {@code offset} on (waiting for queued work first). */
@@ -44,7 +56,10 @@ public interface Backend extends AutoCloseable {
 
     /**
      * A linear layer as stored by Hugging Face: {@code out[rows, outF] = x[rows, inF]·weightᵀ + bias}, weight
-     * [outF, inF], bias [outF] or null.
+     * [outF, inF], bias [outF] or null. The weight may be an fp16 tensor ({@link #halfZeros}) inside a {@code FAST}
+     * {@link #linearMode} scope only (elsewhere that fails, naming the weight); a device then rounds x to fp16 in a
+     * temporary of half x's bytes and multiplies fp16 operands, which is the FAST precision's arithmetic with
+     * half its operand traffic.
      */
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
 
@@ -114,7 +129,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Elementwise {@code out = float(fp16(x))}: each value rounded to the nearest fp16 (half to even), values beyond
-     * the fp16 range clamped to ±65504; out may be x. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
+     * the fp16 range clamped to ±65504; out may be x, or an fp16 tensor ({@link #halfZeros}) that stores them. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
      * fp16 forward gives them (EXL2-SPEC F.1).
      */
     void roundToHalf(Tensor x, Tensor out);
@@ -166,7 +181,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * A transpose that gathers: {@code dst[i][j] = src[rowIndex[j]][colIndex[i]]}, a null index meaning the
-     * identity; dst is [colIndex length or src.cols(), rowIndex length or src.rows()].
+     * identity; dst is [colIndex length or src.cols(), rowIndex length or src.rows()]. An fp16 dst
+     * ({@link #halfZeros}) gets each value rounded as {@link #roundToHalf} rounds it.
      */
     void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst);
 

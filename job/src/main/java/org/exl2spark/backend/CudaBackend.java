@@ -1,6 +1,7 @@
 package org.exl2spark.backend;
 
 import java.util.List;
+import org.exl2spark.io.Half;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
@@ -20,7 +21,9 @@ import org.exl2spark.kernels.TensorCoreGemm.Precision;
  * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
  * layer's output, 2.8× the rate of split TF32, which matches fp32), and with fp16 operands inside a {@link #linearMode}
  * scope of {@code FAST}; {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
- * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). CPU twins: {@link CpuBackend}.
+ * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). A FAST linear with an fp16 weight
+ * ({@link #halfZeros}) converts its input to fp16 in a temporary and runs the fp16-storage GEMM (half the operand
+ * bytes of FP16's fp32 tiles). CPU twins: {@link CpuBackend}.
  */
 public final class CudaBackend implements Backend {
     private final GpuContext context;
@@ -31,6 +34,7 @@ public final class CudaBackend implements Backend {
     private final Precision linearPrecision;
     /** What {@link #linear} runs at now: linearPrecision, or FP16 inside a FAST {@link #linearMode} scope. */
     private Precision activePrecision;
+    private LinearMode linearMode = LinearMode.ACCURATE;
     private final CudaGptq gptq;
 
     /**
@@ -92,6 +96,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public DeviceTensor halfZeros(long... shape) {
+        DeviceTensor t = allocate("tensor", Tensor.Storage.FP16, shape);
+        t.buffer().zero();
+        return t;
+    }
+
+    @Override
     public DeviceTensor upload(float[] data, long... shape) {
         long n = Tensor.elementCount(shape);
         if (n != data.length) {
@@ -117,24 +128,33 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void downloadSlice(Tensor t, float[] dst, int offset) {
-        DeviceTensor d = device(t, "tensor");
+        DeviceTensor d = deviceAnyStorage(t, "tensor");
         if (offset < 0 || d.size() > dst.length - (long) offset) {
             throw new IllegalArgumentException("downloadSlice: " + d + " does not fit an array of " + dst.length
                     + " from " + offset);
         }
-        d.buffer().copyToHost(0, dst, offset, (int) d.size());
+        if (d.isHalf()) {
+            // fp16 values are read as they are stored and widened here (exactly)
+            short[] bits = new short[(int) d.size()];
+            d.buffer().copyToHost(0, bits, 0, bits.length);
+            for (int i = 0; i < bits.length; i++) {
+                dst[offset + i] = Half.toFloat(bits[i]);
+            }
+        } else {
+            d.buffer().copyToHost(0, dst, offset, (int) d.size());
+        }
     }
 
     /** Waits for the queued kernels, then copies the tensor to the host. */
     @Override
     public float[] download(Tensor t) {
-        DeviceTensor d = device(t, "tensor");
+        DeviceTensor d = deviceAnyStorage(t, "tensor");
         if (d.size() > HostTensor.MAX_ELEMENTS) {
             throw new IllegalArgumentException("download: " + d + " has " + d.size() + " elements, more than a Java"
                     + " array holds (" + HostTensor.MAX_ELEMENTS + ")");
         }
         float[] out = new float[(int) d.size()];
-        d.buffer().copyToHost(0, out, 0, out.length);
+        downloadSlice(d, out, 0);
         return out;
     }
 
@@ -176,20 +196,33 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public ModeScope linearMode(LinearMode mode) {
-        Precision previous = activePrecision;
+        Precision previousPrecision = activePrecision;
+        LinearMode previousMode = linearMode;
         activePrecision = mode == LinearMode.FAST ? Precision.FP16 : linearPrecision;
-        return () -> activePrecision = previous;
+        linearMode = mode;
+        return () -> {
+            activePrecision = previousPrecision;
+            linearMode = previousMode;
+        };
     }
 
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
         DeviceTensor dx = device(x, "x");
-        DeviceTensor dw = device(weight, "weight");
+        DeviceTensor dw = deviceAnyStorage(weight, "weight");
         DeviceTensor dout = device(out, "out");
         DeviceTensor dbias = bias == null ? null : device(bias, "bias");
         ShapeChecks.linear(x, weight, bias, out);
-        tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(),
-                dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows()), 1f, 0f, activePrecision);
+        ShapeChecks.halfWeight(weight, linearMode);
+        DeviceMatrix biasRow = dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows());
+        if (dw.isHalf()) {
+            try (DeviceTensor halfX = allocate("fp16 linear input", Tensor.Storage.FP16, x.rows(), x.cols())) {
+                forward.toHalf(dx.matrix(), halfX.halfMatrix());
+                tensorCores.gemmNTHalf(halfX.halfMatrix(), dw.halfMatrix(), dout.matrix(), biasRow, 1f, 0f);
+            }
+        } else {
+            tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(), biasRow, 1f, 0f, activePrecision);
+        }
     }
 
     /** fp32 (no tensor cores): the upper triangle accumulated, then mirrored into the lower. */
@@ -265,9 +298,13 @@ public final class CudaBackend implements Backend {
     @Override
     public void roundToHalf(Tensor x, Tensor out) {
         DeviceTensor dx = device(x, "roundToHalf operand");
-        DeviceTensor dout = device(out, "roundToHalf output");
+        DeviceTensor dout = deviceAnyStorage(out, "roundToHalf output");
         ShapeChecks.sameShape("roundToHalf", x, out);
-        forward.roundToHalf(dx.matrix(), dout.matrix());
+        if (dout.isHalf()) {
+            forward.toHalf(dx.matrix(), dout.halfMatrix());
+        } else {
+            forward.roundToHalf(dx.matrix(), dout.matrix());
+        }
     }
 
     /** A kernel of two operands and an output of one shape. */
@@ -397,7 +434,12 @@ public final class CudaBackend implements Backend {
     @Override
     public void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
         ShapeChecks.gatherTransposed(src, rowIndex, colIndex, dst);
-        gptq.gatherTransposed(device(src, "src").matrix(), rowIndex, colIndex, device(dst, "dst").matrix());
+        DeviceTensor ddst = deviceAnyStorage(dst, "dst");
+        if (ddst.isHalf()) {
+            gptq.gatherTransposedToHalf(device(src, "src").matrix(), rowIndex, colIndex, ddst.halfMatrix());
+        } else {
+            gptq.gatherTransposed(device(src, "src").matrix(), rowIndex, colIndex, ddst.matrix());
+        }
     }
 
     @Override
@@ -446,12 +488,16 @@ public final class CudaBackend implements Backend {
 
     // ---- storage --------------------------------------------------------------------------------------------
 
-    /** An uninitialised tensor; at least one word is allocated so that every tensor has an address. */
+    /** An uninitialised fp32 tensor; at least one element is allocated so that every tensor has an address. */
     private DeviceTensor allocate(String what, long... shape) {
+        return allocate(what, Tensor.Storage.FP32, shape);
+    }
+
+    private DeviceTensor allocate(String what, Tensor.Storage storage, long... shape) {
         long n = Tensor.elementCount(shape);
-        DeviceBuffer b = memory.allocate(what + " " + java.util.Arrays.toString(shape) + " fp32",
-                Math.multiplyExact(Math.max(1, n), (long) Float.BYTES));
-        return new DeviceTensor(this, b, shape);
+        DeviceBuffer b = memory.allocate(what + " " + java.util.Arrays.toString(shape) + " " + storage,
+                Math.multiplyExact(Math.max(1, n), DeviceTensor.elementBytes(storage)));
+        return new DeviceTensor(this, storage, b, shape);
     }
 
     void free(DeviceTensor t) {
@@ -460,7 +506,17 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** An fp32 tensor of this backend: fp16 ones only where Backend#halfZeros lists the operation. */
     private DeviceTensor device(Tensor t, String what) {
+        DeviceTensor d = deviceAnyStorage(t, what);
+        if (d.isHalf()) {
+            throw new IllegalArgumentException(what + ": " + t + " is an fp16 tensor, which this operation does not"
+                    + " take");
+        }
+        return d;
+    }
+
+    private DeviceTensor deviceAnyStorage(Tensor t, String what) {
         if (t instanceof DeviceTensor d && d.backend() == this) {
             return d;
         }

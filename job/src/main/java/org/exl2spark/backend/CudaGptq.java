@@ -1,8 +1,10 @@
 package org.exl2spark.backend;
 
+import java.util.function.BiConsumer;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
+import org.exl2spark.kernels.DeviceHalfMatrix;
 import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GptqKernels;
@@ -117,11 +119,21 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
 
     @Override
     public void gatherTransposed(DeviceMatrix src, int[] rowIndex, int[] colIndex, DeviceMatrix dst) {
+        withIndices(rowIndex, colIndex, (rows, cols) -> dense.gatherTransposed(src, rows, cols, dst));
+    }
+
+    /** {@link #gatherTransposed} into fp16 storage (CudaBackend's fp16 tensors). */
+    void gatherTransposedToHalf(DeviceMatrix src, int[] rowIndex, int[] colIndex, DeviceHalfMatrix dst) {
+        withIndices(rowIndex, colIndex, (rows, cols) -> dense.gatherTransposedToHalf(src, rows, cols, dst));
+    }
+
+    /** Runs {@code gather} with the indices on the device (null stays null), freeing them after. */
+    private void withIndices(int[] rowIndex, int[] colIndex, BiConsumer<DeviceBuffer, DeviceBuffer> gather) {
         DeviceBuffer rows = rowIndex == null ? null : upload("gather row index", rowIndex);
         DeviceBuffer cols = null;
         try {
             cols = colIndex == null ? null : upload("gather column index", colIndex);
-            dense.gatherTransposed(src, rows, cols, dst);
+            gather.accept(rows, cols);
         } finally {
             if (rows != null) {
                 memory.free(rows);

@@ -72,7 +72,8 @@ public final class LayerBenchmark {
                     timeOneForward(transformer, runner, weights, block, measureInput);
                     BlockMeasurement m = new BlockMeasurement(runner);
                     long t0 = System.nanoTime();
-                    List<BlockCandidate> candidates = m.measure(weights, block, measureInput, plan.dequantSlots());
+                    List<BlockCandidate> candidates = m.measure(weights, block, measureInput, plan.dequantSlots(),
+                            plan.residentStates());
                     ctx.synchronize();
                     double s = (System.nanoTime() - t0) / 1e9;
                     measured += s;
@@ -134,6 +135,32 @@ public final class LayerBenchmark {
             System.out.printf(Locale.ROOT, "  load block %.1f s; one reference forward over %d×%d tokens %.2f s"
                     + " (incl. host copies); one candidate scored (fast linears, error on the device) %.2f s%n", load,
                     input.rows(), input.tokens(), forward, scored);
+            timeHalfWeightScoring(transformer, runner, w, input, out);
+        }
+    }
+
+    /**
+     * One candidate scored as the measurement scores it now: fp16 weights (the block's own, rounded), the states
+     * already on the device (resident), so only its forward and error count.
+     */
+    private static void timeHalfWeightScoring(Transformer transformer, BlockRunner runner,
+            Transformer.BlockWeights w, HiddenStates input, HiddenStates reference) {
+        var backend = transformer.backend();
+        List<Transformer.LinearWeights> halfLinears = new ArrayList<>();
+        try (BlockRunner.ScoringStates states = runner.scoringStates(input, reference, true)) {
+            for (Transformer.LinearWeights l : w.linears()) {
+                var half = backend.halfZeros(l.weight().shape());
+                backend.roundToHalf(l.weight(), half);
+                halfLinears.add(new Transformer.LinearWeights(l.spec(), half, l.bias()));
+            }
+            Transformer.BlockWeights halfBlock = new Transformer.BlockWeights(w.spec(), w.norm(), halfLinears);
+            long t0 = System.nanoTime();
+            runner.relativeErrorSums(states, List.of(halfBlock), List.of(""));
+            double scored = (System.nanoTime() - t0) / 1e9;
+            System.out.printf(Locale.ROOT, "  one candidate scored with fp16 weights, states on the device %.2f s%n",
+                    scored);
+        } finally {
+            halfLinears.forEach(l -> l.weight().close());
         }
     }
 

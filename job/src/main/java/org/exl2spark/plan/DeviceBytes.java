@@ -15,6 +15,11 @@ public final class DeviceBytes {
     private DeviceBytes() {
     }
 
+    /** An fp16 tensor of {@code elements} (Backend#halfZeros; at least one element is allocated). */
+    public static long halfTensor(long elements) {
+        return 2 * Math.max(1, elements);
+    }
+
     /** The scale search's workspace for {@code cols} columns and groups of ≤ {@code maxGroupRows} rows. */
     public static long scaleSearch(long cols, long maxGroupRows) {
         long blocks = Math.max(1, (maxGroupRows * cols + GRID_BLOCK_ELEMENTS - 1) / GRID_BLOCK_ELEMENTS);

@@ -127,6 +127,54 @@ public abstract class BackendContract {
     }
 
     @Test
+    void anFp16WeightIsReadByFastLinearsOnlyAndHoldsFp16Values() {
+        int rows = 70;
+        int in = 96;
+        int out = 50;
+        float[] x = gaussian(rows * in, 1);
+        float[] w = gaussian(out * in, 0.1);
+        float[] bias = gaussian(out, 1);
+        float[] rounded;
+        try (Tensor tw = upload(w, out, in); Tensor r = backend.zeros(out, in)) {
+            backend.roundToHalf(tw, r);
+            rounded = backend.download(r);
+        }
+        // the measurement's path: GPTQ's transposed, act-ordered output gathered into an fp16 weight
+        int[] order = new int[in];
+        for (int i = 0; i < in; i++) {
+            order[i] = (i * 37) % in;
+        }
+        float[] transposed = new float[in * out];
+        for (int k = 0; k < in; k++) {
+            for (int n = 0; n < out; n++) {
+                transposed[k * out + n] = w[n * in + order[k]];
+            }
+        }
+        int[] inverse = new int[in];
+        for (int k = 0; k < in; k++) {
+            inverse[order[k]] = k;
+        }
+        try (Tensor tx = upload(x, rows, in); Tensor tt = upload(transposed, in, out);
+                Tensor half = backend.halfZeros(out, in); Tensor tb = upload(bias, out);
+                Tensor ty = backend.zeros(rows, out)) {
+            assertTrue(half.isHalf() && !tx.isHalf());
+            backend.gatherTransposed(tt, inverse, null, half);
+            assertArrayEquals(rounded, backend.download(half), "gathered into fp16: the rounded weight");
+            try (Backend.ModeScope fast = backend.linearMode(Backend.LinearMode.FAST)) {
+                backend.linear(tx, half, tb, ty);
+            }
+            assertClose(ReferenceOps.linear(x, rounded, bias, rows, in, out), backend.download(ty), 2e-3,
+                    "FAST linear with an fp16 weight");
+            IllegalStateException outside = assertThrows(IllegalStateException.class,
+                    () -> backend.linear(tx, half, tb, ty));
+            assertTrue(outside.getMessage().contains("fp16") && outside.getMessage().contains("FAST"),
+                    outside.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> backend.add(half, half, half));
+            assertThrows(IllegalArgumentException.class, () -> backend.linear(half, half, null, ty));
+        }
+    }
+
+    @Test
     void gramAccumulatesSymmetricXtX() {
         int n = 300;
         int rows1 = 777;
@@ -269,9 +317,11 @@ public abstract class BackendContract {
             // a value that rounds to zero keeps its sign, as fp16's −0 does
             expected[i] = Math.copySign(nearest(values, Math.max(-65504f, Math.min(65504f, x[i]))), x[i]);
         }
-        try (Tensor t = upload(x, n); Tensor out = backend.zeros(n)) {
+        try (Tensor t = upload(x, n); Tensor out = backend.zeros(n); Tensor half = backend.halfZeros(n)) {
             backend.roundToHalf(t, out);
             assertArrayEquals(expected, backend.download(out), "roundToHalf");
+            backend.roundToHalf(t, half);
+            assertArrayEquals(expected, backend.download(half), "roundToHalf into an fp16 tensor");
             backend.roundToHalf(t, t);
             assertArrayEquals(expected, backend.download(t), "roundToHalf in place");
         }
