@@ -112,6 +112,72 @@ __device__ __forceinline__ void load_tile(float* tile, const float* __restrict__
     }
 }
 
+// The output tile a block computes: blocks run in groups of GROUP_M row tiles (see the header).
+__device__ __forceinline__ void tile_origin(i64 M, i64 N, int BN, i64& m0, i64& n0) {
+    const i64 mTiles = (M + BM - 1) / BM, nTiles = (N + BN - 1) / BN;
+    const i64 id = blockIdx.x;
+    const i64 perGroup = GROUP_M * nTiles;
+    const i64 firstM = id / perGroup * GROUP_M;
+    const i64 groupRows = min((i64)GROUP_M, mTiles - firstM);
+    const i64 inGroup = id % perGroup;
+    m0 = (firstM + inGroup % groupRows) * BM;
+    n0 = inGroup / groupRows * BN;
+}
+
+// C = alpha * acc (+ bias) + beta * C for a warp's MT x NT fragments of m16n8 accumulators at (m0 + wm, n0 + wn).
+template <int NT>
+__device__ __forceinline__ void store_tile(const float (&acc)[MT][NT][4], i64 M, i64 N, i64 m0, i64 n0, int wm, int wn,
+                                           float alpha, const float* __restrict__ bias, float beta,
+                                           float* __restrict__ C, i64 ldc) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const i64 m = m0 + wm + i * 16 + g + (e >> 1) * 8;
+                const i64 n = n0 + wn + j * 8 + tq * 2 + (e & 1);
+                if (m < M && n < N) {
+                    float* c = C + m * ldc + n;
+                    float v = alpha * acc[i][j][e];
+                    if (bias) v += bias[n];
+                    // beta == 0 ignores C's old contents (NaN included), as BLAS does
+                    *c = beta == 0.f ? v : v + beta * *c;
+                }
+            }
+}
+
+// The k loop both operand types share: tiles of K come through a cp.async pipeline of STAGES shared-memory stages.
+// load(stage, tile) issues tile's copies into stage; compute(stage) runs the products of the tile held there.
+template <int STAGES, typename Load, typename Compute>
+__device__ __forceinline__ void k_pipeline(i64 kTiles, Load load, Compute compute) {
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < kTiles) load(s, (i64)s);
+        cp_async_commit();
+    }
+    for (i64 kt = 0; kt < kTiles; ++kt) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
+        const i64 next = kt + STAGES - 1;
+        if (next < kTiles) load((int)(next % STAGES), next);
+        cp_async_commit();
+        compute((int)(kt % STAGES));
+    }
+    cp_async_wait<0>();
+}
+
+template <int NT>
+__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+}
+
 enum Mode { TF32, TF32X3, F16 };
 
 template <Mode MODE, bool VEC, int NT, int STAGES>
@@ -123,14 +189,8 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
     float* As = smem;                      // [STAGES][BM][LDS]
     float* Bs = smem + STAGES * BM * LDS;  // [STAGES][BN][LDS]
 
-    const i64 mTiles = (M + BM - 1) / BM, nTiles = (N + BN - 1) / BN;
-    const i64 id = blockIdx.x;
-    const i64 perGroup = GROUP_M * nTiles;
-    const i64 firstM = id / perGroup * GROUP_M;
-    const i64 groupRows = min((i64)GROUP_M, mTiles - firstM);
-    const i64 inGroup = id % perGroup;
-    const i64 m0 = (firstM + inGroup % groupRows) * BM;
-    const i64 n0 = inGroup / groupRows * BN;
+    i64 m0, n0;
+    tile_origin(M, N, BN, m0, n0);
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = (warp >> 2) * 64, wn = (warp & 3) * 8 * NT;
@@ -141,36 +201,14 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
     const int bRow = wn + lrow + (lmat >> 1) * 8, bCol = (lmat & 1) * 4;  // b0, b1 of n-tile j, then of j + 1
 
     float acc[MT][NT][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-
-    const i64 kTiles = (K + BK - 1) / BK;
-#pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kTiles) {
-            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, (i64)s * BK);
-            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, (i64)s * BK);
-        }
-        cp_async_commit();
-    }
-
-    for (i64 kt = 0; kt < kTiles; ++kt) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
-        const i64 next = kt + STAGES - 1;
-        if (next < kTiles) {
-            const int s = (int)(next % STAGES);
-            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, next * BK);
-            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, next * BK);
-        }
-        cp_async_commit();
-
-        const float* a = As + (int)(kt % STAGES) * BM * LDS;
-        const float* b = Bs + (int)(kt % STAGES) * BN * LDS;
+    zero<NT>(acc);
+    const auto load = [&](int s, i64 tile) {
+        load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, tile * BK);
+        load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, tile * BK);
+    };
+    k_pipeline<STAGES>((K + BK - 1) / BK, load, [&](int stage) {
+        const float* a = As + stage * BM * LDS;
+        const float* b = Bs + stage * BN * LDS;
         if constexpr (MODE == F16) {
             // The k order inside a tile is free as long as A and B agree: in step s, lane tq reads the four floats at
             // columns 8*tq + 4*s (one 16-byte load, conflict-free with the 36-float rows) and takes them as the
@@ -240,25 +278,8 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
                     }
             }
         }
-    }
-    cp_async_wait<0>();
-
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const i64 m = m0 + wm + i * 16 + g + (e >> 1) * 8;
-                const i64 n = n0 + wn + j * 8 + tq * 2 + (e & 1);
-                if (m < M && n < N) {
-                    float* c = C + m * ldc + n;
-                    float v = alpha * acc[i][j][e];
-                    if (bias) v += bias[n];
-                    // beta == 0 ignores C's old contents (NaN included), as BLAS does
-                    *c = beta == 0.f ? v : v + beta * *c;
-                }
-            }
+    });
+    store_tile<NT>(acc, M, N, m0, n0, wm, wn, alpha, bias, beta, C, ldc);
 }
 
 
@@ -316,54 +337,25 @@ __device__ void gemm_nt_half(i64 M, i64 N, i64 K, float alpha, const __half* __r
     __half* As = hsmem;                      // [STAGES][BM][LDH]
     __half* Bs = hsmem + STAGES * BM * LDH;  // [STAGES][BN][LDH]
 
-    const i64 mTiles = (M + BM - 1) / BM, nTiles = (N + BN - 1) / BN;
-    const i64 id = blockIdx.x;
-    const i64 perGroup = GROUP_M * nTiles;
-    const i64 firstM = id / perGroup * GROUP_M;
-    const i64 groupRows = min((i64)GROUP_M, mTiles - firstM);
-    const i64 inGroup = id % perGroup;
-    const i64 m0 = (firstM + inGroup % groupRows) * BM;
-    const i64 n0 = inGroup / groupRows * BN;
+    i64 m0, n0;
+    tile_origin(M, N, BN, m0, n0);
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = (warp >> 2) * 64, wn = (warp & 3) * 8 * NT;
-    const int g = lane >> 2, tq = lane & 3;
     // ldmatrix row addresses (lane l: row l%8 of matrix l/8). A's four matrices: rows +0/+8, then k +8;
     // B's: k +0/+8 of n-tile j, then of n-tile j + 1.
     const int aRow = wm + (lane & 15), aCol = (lane >> 4) * 8;
     const int bRow = wn + (lane & 7) + (lane >> 4) * 8, bCol = ((lane >> 3) & 1) * 8;
 
     float acc[MT][NT][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-
-    const i64 kTiles = (K + BKH - 1) / BKH;
-#pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kTiles) {
-            load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, (i64)s * BKH);
-            load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, (i64)s * BKH);
-        }
-        cp_async_commit();
-    }
-
-    for (i64 kt = 0; kt < kTiles; ++kt) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
-        const i64 next = kt + STAGES - 1;
-        if (next < kTiles) {
-            const int s = (int)(next % STAGES);
-            load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, next * BKH);
-            load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, next * BKH);
-        }
-        cp_async_commit();
-
-        const __half* a = As + (int)(kt % STAGES) * BM * LDH;
-        const __half* b = Bs + (int)(kt % STAGES) * BN * LDH;
+    zero<NT>(acc);
+    const auto load = [&](int s, i64 tile) {
+        load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, tile * BKH);
+        load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, tile * BKH);
+    };
+    k_pipeline<STAGES>((K + BKH - 1) / BKH, load, [&](int stage) {
+        const __half* a = As + stage * BM * LDH;
+        const __half* b = Bs + stage * BN * LDH;
 #pragma unroll
         for (int kk = 0; kk < BKH; kk += 16) {
             unsigned af[MT][4], bf[NT][2];
@@ -383,24 +375,8 @@ __device__ void gemm_nt_half(i64 M, i64 N, i64 K, float alpha, const __half* __r
 #pragma unroll
                 for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
         }
-    }
-    cp_async_wait<0>();
-
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const i64 m = m0 + wm + i * 16 + g + (e >> 1) * 8;
-                const i64 n = n0 + wn + j * 8 + tq * 2 + (e & 1);
-                if (m < M && n < N) {
-                    float* c = C + m * ldc + n;
-                    float v = alpha * acc[i][j][e];
-                    if (bias) v += bias[n];
-                    *c = beta == 0.f ? v : v + beta * *c;
-                }
-            }
+    });
+    store_tile<NT>(acc, M, N, m0, n0, wm, wn, alpha, bias, beta, C, ldc);
 }
 
 }  // namespace

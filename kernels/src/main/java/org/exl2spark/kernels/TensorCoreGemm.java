@@ -115,29 +115,8 @@ public final class TensorCoreGemm {
      */
     public void gemmNT(DeviceMatrix a, DeviceMatrix b, DeviceMatrix c, DeviceMatrix bias, float alpha, float beta,
             Precision precision) {
-        long m = a.rows();
-        long n = b.rows();
-        long k = a.cols();
-        if (b.cols() != k || c.rows() != m || c.cols() != n) {
-            throw new IllegalArgumentException("gemmNT shapes: a " + m + "×" + k + ", b " + n + "×" + b.cols()
-                    + " (transposed), c " + c.rows() + "×" + c.cols());
-        }
-        if (bias != null && bias.elements() != n) {
-            throw new IllegalArgumentException("gemmNT: bias of " + bias.elements() + " elements for " + n + " columns");
-        }
-        if (m == 0 || n == 0) {
-            return;
-        }
-        boolean vec = k == 0 || a.vectorAligned() && b.vectorAligned();
         Variant v = variant(precision);
-        long tiles = DenseKernels.ceilDiv(m, TILE_ROWS) * DenseKernels.ceilDiv(n, v.tileCols());
-        KernelArgs args = new KernelArgs().i64(m).i64(n).i64(k).f32(alpha)
-                .address(a.address()).i64(a.ld())
-                .address(b.address()).i64(b.ld())
-                .address(bias == null ? 0 : bias.address())
-                .f32(beta).matrix(c).i64(c.ld());
-        context.launch(new GpuContext.KernelRef(FAMILY, v.kernel() + (vec ? "_vec" : "")), tiles, 1, THREADS, 1,
-                v.sharedBytes(), args);
+        launch("gemmNT", v, v.sharedBytes(), Operand.of(a), Operand.of(b), c, bias, alpha, beta);
     }
 
     /**
@@ -147,28 +126,44 @@ public final class TensorCoreGemm {
      */
     public void gemmNTHalf(DeviceHalfMatrix a, DeviceHalfMatrix b, DeviceMatrix c, DeviceMatrix bias, float alpha,
             float beta) {
+        launch("gemmNTHalf", halfVariant, halfVariant.halfSharedBytes(), Operand.of(a), Operand.of(b), c, bias, alpha,
+                beta);
+    }
+
+    /** A k-contiguous operand of either element type, as the kernels take it. */
+    private record Operand(long rows, long cols, long ld, long address, boolean vectorAligned) {
+        static Operand of(DeviceMatrix m) {
+            return new Operand(m.rows(), m.cols(), m.ld(), m.address(), m.vectorAligned());
+        }
+
+        static Operand of(DeviceHalfMatrix m) {
+            return new Operand(m.rows(), m.cols(), m.ld(), m.address(), m.vectorAligned());
+        }
+    }
+
+    private void launch(String op, Variant v, int sharedBytes, Operand a, Operand b, DeviceMatrix c, DeviceMatrix bias,
+            float alpha, float beta) {
         long m = a.rows();
         long n = b.rows();
         long k = a.cols();
         if (b.cols() != k || c.rows() != m || c.cols() != n) {
-            throw new IllegalArgumentException("gemmNTHalf shapes: a " + m + "×" + k + ", b " + n + "×" + b.cols()
+            throw new IllegalArgumentException(op + " shapes: a " + m + "×" + k + ", b " + n + "×" + b.cols()
                     + " (transposed), c " + c.rows() + "×" + c.cols());
         }
         if (bias != null && bias.elements() != n) {
-            throw new IllegalArgumentException("gemmNTHalf: bias of " + bias.elements() + " elements for " + n
-                    + " columns");
+            throw new IllegalArgumentException(op + ": bias of " + bias.elements() + " elements for " + n + " columns");
         }
         if (m == 0 || n == 0) {
             return;
         }
         boolean vec = k == 0 || a.vectorAligned() && b.vectorAligned();
-        long tiles = DenseKernels.ceilDiv(m, TILE_ROWS) * DenseKernels.ceilDiv(n, halfVariant.tileCols());
+        long tiles = DenseKernels.ceilDiv(m, TILE_ROWS) * DenseKernels.ceilDiv(n, v.tileCols());
         KernelArgs args = new KernelArgs().i64(m).i64(n).i64(k).f32(alpha)
                 .address(a.address()).i64(a.ld())
                 .address(b.address()).i64(b.ld())
                 .address(bias == null ? 0 : bias.address())
                 .f32(beta).matrix(c).i64(c.ld());
-        context.launch(new GpuContext.KernelRef(FAMILY, halfVariant.kernel() + (vec ? "_vec" : "")), tiles, 1,
-                THREADS, 1, halfVariant.halfSharedBytes(), args);
+        context.launch(new GpuContext.KernelRef(FAMILY, v.kernel() + (vec ? "_vec" : "")), tiles, 1, THREADS, 1,
+                sharedBytes, args);
     }
 }
