@@ -246,7 +246,7 @@ gptq_pick_scale(const double* __restrict__ partial, int blocks, const int* __res
 // columns per block), rows in order. Row c sees the errors of the group's earlier rows fed forward exactly as the
 // eager update W[r] -= U[c][r] E[c] would have left it: x = W[c] - U[a][c] E[a] - ... - U[c-1][c] E[c-1],
 // subtracted in that order. A thread holds QUANT_SUB rows of its column in registers at a time: the errors of the
-// group's rows before them come in from err (its own earlier writes) against a panel of U staged in shared memory,
+// group's rows before them come in from err (its own earlier writes) against a panel of U, both staged in shared memory,
 // then the rows are quantized in turn, each one's error going to the later rows of the sub-block at once. Writes
 // the codes and fp16-exact dequantized values of the rows (at W's offsets) and E[c - a] = (x - Q[c]) / U[c][c];
 // W itself is not modified.
@@ -256,6 +256,9 @@ gptq_quantize_group(const float* __restrict__ W, i64 rows, i64 cols, const float
                     float* __restrict__ dequant, float* __restrict__ err) {
     __shared__ __align__(16) float panel[QUANT_CHUNK][QUANT_SUB];
     __shared__ __align__(16) float tri[QUANT_SUB][QUANT_SUB];
+    // the chunk's errors of each column of the block, loaded all at once: one at a time from global memory, their
+    // latency would stand between every two steps of the update loop
+    __shared__ float errs[QUANT_CHUNK][QUANT_MAX_THREADS];
     const i64 n = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     const bool live = n < cols;
     const int maxq = (1 << bits) - 1;
@@ -275,10 +278,15 @@ gptq_quantize_group(const float* __restrict__ W, i64 rows, i64 cols, const float
                 const int cr = i / QUANT_SUB, j = i % QUANT_SUB;
                 panel[cr][j] = j < m ? U[(c0 + cr) * rows + r0 + j] : 0.f;
             }
+            if (live) {
+#pragma unroll 8
+                for (int cr = 0; cr < h; ++cr) errs[cr][threadIdx.x] = err[(c0 + cr - a) * cols + n];
+            }
             __syncthreads();
             if (live) {
+#pragma unroll 2
                 for (int cr = 0; cr < h; ++cr) {
-                    const float e = err[(c0 + cr - a) * cols + n];
+                    const float e = errs[cr][threadIdx.x];
 #pragma unroll
                     for (int j = 0; j < QUANT_SUB; ++j) w[j] = __fsub_rn(w[j], __fmul_rn(panel[cr][j], e));
                 }
