@@ -318,3 +318,23 @@ gptq_quantize_group(const float* __restrict__ W, i64 rows, i64 cols, const float
         }
     }
 }
+
+// EXL2's q_weight words of q-rows [q0, q0 + count) of one group (CPU twin: CodePacking.packGroup): the group is rows
+// [rowStart, rowStart + rows) of codes (bytes, [.. x cols]) with b-bit codes, row r at bits [r b, r b + b) of the
+// group's stream in every column, low bits first; word (q, n) goes to out[(q - q0) * cols + n]. One thread per word.
+extern "C" __global__ void gptq_pack_codes(const unsigned char* __restrict__ codes, i64 cols, i64 rowStart, i64 rows,
+                                           int bits, i64 q0, i64 count, unsigned int* __restrict__ out) {
+    const i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= count * cols) return;
+    const i64 q = q0 + idx / cols, n = idx % cols;
+    const i64 firstBit = q * 32;
+    const i64 lastRow = (firstBit + 32 + bits - 1) / bits;  // rows before this one start below the word's end
+    const i64 end = lastRow < rows ? lastRow : rows;
+    unsigned int word = 0;
+    for (i64 r = firstBit / bits; r < end; ++r) {
+        const unsigned int c = codes[(rowStart + r) * cols + n];
+        const int off = (int)(r * bits - firstBit);  // in (-bits, 32)
+        word |= off >= 0 ? c << off : c >> -off;
+    }
+    out[idx] = word;
+}

@@ -13,6 +13,7 @@ import java.util.stream.IntStream;
 import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
 import org.exl2spark.backend.CpuBackend;
+import org.exl2spark.backend.CodePacking;
 import org.exl2spark.backend.CpuGptq;
 import org.exl2spark.backend.CudaGptq;
 import org.exl2spark.backend.Tensor;
@@ -119,6 +120,7 @@ public final class GpuSelfTest {
         t.run("find_params", t::findParams);
         t.run("quantize group", t::quantizeGroup);
         t.run("lazy update", t::lazyUpdate);
+        t.run("pack codes", t::packCodes);
         t.run("gptq ops", t::gptqOps);
         t.run("gptq linear", t::gptqLinear);
         t.run("cholesky inverse", t::choleskyInverse);
@@ -685,6 +687,62 @@ public final class GpuSelfTest {
         fillRandom(pk);
         perfFlops("lazy update of a 512-row block (K=512), rows 14336 × cols 4096", 2.0 * (prow - k) * pcols * k,
                 median(3, () -> gptq.lazyUpdate(pw, pu, 0, k, pk)));
+    }
+
+    /**
+     * gptq_pack_codes against CodePacking.packGroup (the codec's packer) on random codes, word for word: every bit
+     * width, groups whose bit streams end inside a word, and q-row ranges that start inside a group.
+     */
+    private void packCodes(DeviceMemory memory) {
+        int cols = 1000;
+        int[] bits = {8, 6, 5, 4, 3, 2, 3, 5};
+        int[] rows = {32, 64, 7, 100, 33, 1, 128, 61};
+        int height = Arrays.stream(rows).sum();
+        byte[][] codes = new byte[height][cols];
+        byte[] flat = new byte[height * cols];
+        int[] qStart = new int[bits.length + 1];
+        for (int g = 0, row = 0; g < bits.length; row += rows[g], g++) {
+            for (int r = row; r < row + rows[g]; r++) {
+                for (int n = 0; n < cols; n++) {
+                    codes[r][n] = (byte) random.nextInt(1 << bits[g]);
+                    flat[r * cols + n] = codes[r][n];
+                }
+            }
+            qStart[g + 1] = qStart[g] + (int) CodePacking.qRows(rows[g], bits[g]);
+        }
+        int[][] want = new int[qStart[bits.length]][cols];
+        DeviceBuffer dc = memory.allocate("codes", flat.length);
+        dc.copyFromHost(flat, 0, flat.length, 0);
+        DeviceBuffer out = memory.allocate("packed", 4L * want.length * cols);
+        int[] got = new int[want.length * cols];
+        int wordDiff = 0;
+        for (boolean split : new boolean[] {false, true}) {
+            out.fill32(0, (long) want.length * cols, 0xdeadbeef);
+            for (int g = 0, row = 0; g < bits.length; row += rows[g], g++) {
+                int q = qStart[g + 1] - qStart[g];
+                if (!split) {
+                    CodePacking.packGroup(codes, row, rows[g], bits[g], want, qStart[g]);
+                    gptq.packCodes(dc, cols, row, rows[g], bits[g], 0, q, out, 4L * qStart[g] * cols);
+                } else {
+                    // the group's q-rows in two calls, the second starting inside the group's bit stream
+                    int first = q / 2;
+                    gptq.packCodes(dc, cols, row, rows[g], bits[g], 0, first, out, 4L * qStart[g] * cols);
+                    gptq.packCodes(dc, cols, row, rows[g], bits[g], first, q - first, out,
+                            4L * (qStart[g] + first) * cols);
+                }
+            }
+            out.copyToHost(0, got, 0, got.length);
+            for (int q = 0; q < want.length; q++) {
+                for (int n = 0; n < cols; n++) {
+                    wordDiff += got[q * cols + n] != want[q][n] ? 1 : 0;
+                }
+            }
+        }
+        expect(wordDiff == 0, "pack codes vs CodePacking.packGroup (the codec's packer)", wordDiff + " of "
+                + 2 * want.length * cols + " words differ; " + bits.length + " groups of 2-8 bits, " + height
+                + " rows × " + cols + ", whole groups and groups in two q-row ranges");
+        memory.free(dc);
+        memory.free(out);
     }
 
     /** The GPTQ operations CudaGptq adds over the kernels against their CpuBackend twins: copies, bit for bit. */

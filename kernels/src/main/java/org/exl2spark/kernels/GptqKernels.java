@@ -20,6 +20,7 @@ public final class GptqKernels {
     private static final GpuContext.KernelRef GRID_ERROR = new GpuContext.KernelRef(FAMILY, "gptq_grid_error");
     private static final GpuContext.KernelRef PICK_SCALE = new GpuContext.KernelRef(FAMILY, "gptq_pick_scale");
     private static final GpuContext.KernelRef QUANTIZE = new GpuContext.KernelRef(FAMILY, "gptq_quantize_group");
+    private static final GpuContext.KernelRef PACK = new GpuContext.KernelRef(FAMILY, "gptq_pack_codes");
     private static final int ERR_THREADS = 256;
     /**
      * One thread per column walks the group's rows in order (gptq.cu allows up to 64 per block); blocks of 32 keep
@@ -203,6 +204,23 @@ public final class GptqKernels {
                 new KernelArgs().matrix(w)
                 .i64(w.rows()).i64(cols).matrix(u).i64(a).i64(b).i32(bits).buffer(scale).buffer(codes).matrix(dequant)
                 .matrix(err));
+    }
+
+    /**
+     * EXL2's packing of one group's codes (CPU twin: {@code org.exl2spark.backend.CodePacking.packGroup}): q-rows
+     * [q0, q0 + count) of the group of rows [rowStart, rowStart + rows) of {@code codes} (bytes, [.. × cols]) with
+     * {@code bits}-bit codes, as 32-bit words [count × cols] at byte {@code outByte} of {@code out}.
+     */
+    public void packCodes(DeviceBuffer codes, long cols, long rowStart, long rows, int bits, long q0, long count,
+            DeviceBuffer out, long outByte) {
+        if (bits < 2 || bits > 8 || rows <= 0 || q0 < 0 || count < 0 || 32 * (q0 + count) > rows * bits + 31) {
+            throw new IllegalArgumentException("packing q-rows [" + q0 + ", " + (q0 + count) + ") of a group of "
+                    + rows + " rows × " + bits + " bits");
+        }
+        codes.checkRange(rowStart * cols, rows * cols);
+        out.checkRange(outByte, 4 * count * cols);
+        context.launch(PACK, DenseKernels.ceilDiv(count * cols, 256), 1, 256, 1, 0, new KernelArgs().buffer(codes)
+                .i64(cols).i64(rowStart).i64(rows).i32(bits).i64(q0).i64(count).address(out.address() + outByte));
     }
 
     /** GPTQ's lazy batch update after group [a, b): {@code W[b:] −= U[a:b, b:]ᵀ · E[a:b]}. */
