@@ -16,8 +16,9 @@ constexpr int GRID_POINTS = GRID + 1;
 constexpr int ERR_THREADS = 256;
 constexpr int ERR_ITEMS = 8;        // group elements per thread in the grid search
 // How far a grid point's fp32 error estimate may be from its fp64 sum, relative: each term d^3 * sqrt(d) is within
-// 2^-23 of the fp64 one and the estimate adds at most 16 nonnegative fp32 terms before fp64 takes over (~1.2e-6);
-// points whose estimate is within this of the least estimate are evaluated exactly.
+// ~2^-21 of the fp64 one (sqrt.approx's 2^-22 and the product's rounding; d^3 itself is the same fp32 value in both,
+// and is 0 wherever d is subnormal) and the estimate adds at most 16 nonnegative fp32 terms before fp64 takes over
+// (~1.5e-6 in all); points whose estimate is within this of the least estimate are evaluated exactly.
 constexpr double ESTIMATE_MARGIN = 1e-5;
 // An fp32 estimate of a sum above this could have overflowed on the way, so every point is then evaluated exactly.
 constexpr double ESTIMATE_RANGE = 1e30;
@@ -31,6 +32,13 @@ __device__ __forceinline__ float grid_point(int i) {
 }
 
 __device__ __forceinline__ float half_round(float v) { return __half2float(__float2half_rn(v)); }
+
+// sqrt.approx.f32: one multi-function-unit op where the correctly rounded sqrtf takes a refinement sequence
+__device__ __forceinline__ float sqrt_approx(float v) {
+    float r;
+    asm("sqrt.approx.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+}
 
 // 4-bit relative scale index of a column: clamp(rint(sqrt(base/smax) * 16), 1, 16).
 __device__ __forceinline__ int qscale_of(float base, float smax) {
@@ -143,7 +151,7 @@ __device__ __forceinline__ void grid_error(const float* __restrict__ W, i64 cols
             for (int e = 0; e < ERR_ITEMS; ++e) {
                 const float d = grid_distance(x[e], __fmul_rn(sw[e], p), lo, hi);
                 const float d3 = __fmul_rn(__fmul_rn(d, d), d);
-                est = __fadd_rn(est, __fmul_rn(d3, __fsqrt_rn(d)));
+                est = __fadd_rn(est, __fmul_rn(d3, sqrt_approx(d)));
             }
 #pragma unroll
             for (int o = 16; o > 0; o >>= 1) est = __fadd_rn(est, __shfl_down_sync(0xffffffffu, est, o));

@@ -4,7 +4,8 @@ package org.exl2spark.plan;
  * The device speeds the planner's time estimates assume. The defaults are this project's H100 measurements
  * (docs/BENCHMARKS.md, GpuSelfTest and GpuBackendTest on nvidia-h100-x1): split-TF32 linears 50 TFLOP/s, fp16
  * linears 160 TFLOP/s, the fp32 SIMT Hessian accumulation ~42 TFLOP/s, the GPTQ lazy update 38 TFLOP/s (blocks of
- * 512 rows), the 49152-wide inverse factor 27.7 TFLOP/s (2n³/3), the scale search 358·10⁹ grid evaluations/s, copies
+ * 512 rows), the 49152-wide inverse factor 27.7 TFLOP/s (2n³/3), the scale search 509·10⁹ grid evaluations/s (fp32
+ * estimates, fp64 for the points in doubt), 0.25 ms of small-kernel latency per 128 rows of GPTQ groups, copies
  * ~2.9 TB/s on the device, Java arrays to the device 7 GB/s and back 5 GB/s (through the pinned slab).
  *
  * @param gemmFlops        FLOP/s of fp32-accurate linears (split TF32): reference forwards, Hessian forwards
@@ -13,18 +14,21 @@ package org.exl2spark.plan;
  * @param lazyUpdateFlops  FLOP/s of GPTQ's lazy update (a thin-K GEMM)
  * @param choleskyFlops    FLOP/s of the inverse factor, counted as 2n³/3
  * @param gridEvaluations  scale-search evaluations per second (97 per weight of a group)
+ * @param groupSeconds     GPTQ's fixed time per 128 rows of groups beyond the work above: the scale search's,
+ *                         quantization's and thin updates' kernels one after another, and their launches
  * @param bandwidth        bytes per second of memory-bound kernels (read + write)
  * @param hostToDevice     bytes per second from a Java array to the device
  * @param deviceToHost     bytes per second from the device into a Java array
  */
 public record DeviceRates(double gemmFlops, double fastGemmFlops, double gramFlops, double lazyUpdateFlops,
-        double choleskyFlops, double gridEvaluations, double bandwidth, double hostToDevice, double deviceToHost) {
-    public static final DeviceRates H100 = new DeviceRates(50e12, 160e12, 42e12, 38e12, 27.7e12, 358e9, 2.9e12, 7e9,
-            5e9);
+        double choleskyFlops, double gridEvaluations, double groupSeconds, double bandwidth, double hostToDevice,
+        double deviceToHost) {
+    public static final DeviceRates H100 = new DeviceRates(50e12, 160e12, 42e12, 38e12, 27.7e12, 509e9, 0.25e-3,
+            2.9e12, 7e9, 5e9);
 
     public DeviceRates {
         for (double r : new double[] {gemmFlops, fastGemmFlops, gramFlops, lazyUpdateFlops, choleskyFlops,
-                gridEvaluations, bandwidth, hostToDevice, deviceToHost}) {
+                gridEvaluations, groupSeconds, bandwidth, hostToDevice, deviceToHost}) {
             if (!(r > 0)) {
                 throw new IllegalArgumentException("device rates must be positive: " + r);
             }
