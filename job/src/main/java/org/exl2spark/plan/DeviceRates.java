@@ -4,9 +4,11 @@ package org.exl2spark.plan;
  * The device speeds the planner's time estimates assume. The defaults are this project's H100 measurements
  * (docs/BENCHMARKS.md, GpuSelfTest and GpuBackendTest on nvidia-h100-x1): split-TF32 linears 50 TFLOP/s, fp16
  * linears 160 TFLOP/s, the fp32 SIMT Hessian accumulation ~42 TFLOP/s, the GPTQ lazy update 38 TFLOP/s (blocks of
- * 512 rows), the 49152-wide inverse factor 27.7 TFLOP/s (2n³/3), the scale search 509·10⁹ grid evaluations/s (fp32
- * estimates, fp64 for the points in doubt), 0.25 ms of small-kernel latency per 128 rows of GPTQ groups, copies
- * ~2.9 TB/s on the device, Java arrays to the device 7 GB/s and back 5 GB/s (through the pinned slab).
+ * 512 rows), the 49152-wide inverse factor 27.7 TFLOP/s (2n³/3), the scale search 520·10⁹ grid evaluations/s (fp32
+ * estimates, fp64 for the points in doubt), GPTQ's per-group latency 0.2 ms per 128 rows (measured 0.14-0.16 ms in the
+ * Qwen1.5-110B layer's MLP runs and 0.25-0.44 ms in its narrower attention runs: the layer's 97 measurement runs
+ * come to 15.7 s in the model, 15.8 s measured), copies ~2.9 TB/s on the device, Java arrays to the device 7 GB/s
+ * and back 5 GB/s (through the pinned slab).
  *
  * @param gemmFlops        FLOP/s of fp32-accurate linears (split TF32): reference forwards, Hessian forwards
  * @param fastGemmFlops    FLOP/s of the measurement candidates' linears (fp16, {@code Backend.LinearMode.FAST})
@@ -23,7 +25,7 @@ package org.exl2spark.plan;
 public record DeviceRates(double gemmFlops, double fastGemmFlops, double gramFlops, double lazyUpdateFlops,
         double choleskyFlops, double gridEvaluations, double groupSeconds, double bandwidth, double hostToDevice,
         double deviceToHost) {
-    public static final DeviceRates H100 = new DeviceRates(50e12, 160e12, 42e12, 38e12, 27.7e12, 509e9, 0.25e-3,
+    public static final DeviceRates H100 = new DeviceRates(50e12, 160e12, 42e12, 38e12, 27.7e12, 520e9, 0.2e-3,
             2.9e12, 7e9, 5e9);
 
     public DeviceRates {
