@@ -15,6 +15,7 @@ import org.exl2spark.backend.CpuBackend;
 import org.exl2spark.backend.CpuGptq;
 import org.exl2spark.backend.CudaGptq;
 import org.exl2spark.backend.Tensor;
+import org.exl2spark.io.Half;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.CudaRuntime;
@@ -29,6 +30,7 @@ import org.exl2spark.kernels.ForwardKernels;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.GpuTimer;
 import org.exl2spark.kernels.GptqKernels;
+import org.exl2spark.kernels.HalfKernels;
 import org.exl2spark.kernels.KernelImages;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.quant.AdaptiveGptq;
@@ -39,14 +41,18 @@ import org.netlib.util.intW;
 /**
  * Runs every CUDA kernel against its CPU twin on fresh random inputs (seed printed) and prints one PASS/FAIL line per
  * check, PERF lines with device timings, and a summary; exits 1 if anything failed. Includes a 49152-wide Hessian
- * (2.4·10⁹ elements, past 32-bit indexing) accumulated on the device and checked entry by entry against fp64 dot
- * products, then factored into the GPTQ inverse factor and checked through U·H·Uᵀ = I.
+ * (2.4·10⁹ elements, past 32-bit indexing) accumulated from fp16 activations on the tensor cores, as tasks do, and
+ * checked entry by entry against fp64 dot products, then factored into the GPTQ inverse factor and checked through U·H·Uᵀ = I.
  *
- * <pre>java -cp ... org.exl2spark.gpu.GpuSelfTest [--device N] [--seed S] [--big-n 49152] [--big-rows 4096] [--no-big]</pre>
+ * <pre>java -cp ... org.exl2spark.gpu.GpuSelfTest [--device N] [--seed S] [--big-n 49152] [--big-rows 4096] [--no-big]
+ *     [--sections NAME,NAME]</pre>
+ * ({@code --sections} runs only the named groups of checks, e.g. {@code hessian,big hessian + cholesky}).
  */
 public final class GpuSelfTest {
     /** The ceilings figures are compared with: an H100 SXM's fp32 (non-tensor) rate and its measured copy rate. */
     private static final double PEAK_FP32 = 60e12;
+    /** torch's bf16 tensor-core matmul as measured on the H100 (docs/BENCHMARKS.md): the 16-bit ceiling in reach. */
+    private static final double PEAK_TENSOR16 = 790e12;
     private static final BLAS DBLAS = BLAS.getInstance();
     private static final LAPACK DLAPACK = LAPACK.getInstance();
 
@@ -54,18 +60,22 @@ public final class GpuSelfTest {
     private final DenseKernels dense;
     private final CholeskyKernels cholesky;
     private final GptqKernels gptq;
+    private final HalfKernels half;
     private final long seed;
     /** The CPU twins of the kernels. */
     private final CpuBackend cpu = new CpuBackend();
     private final SplittableRandom random;
     private final CheckReport report = new CheckReport();
     private float[] perfBlock;
+    /** The groups of checks to run (null: all). */
+    private List<String> sections;
 
     private GpuSelfTest(GpuContext ctx, long seed) {
         this.ctx = ctx;
         this.dense = new DenseKernels(ctx);
         this.cholesky = new CholeskyKernels(dense);
         this.gptq = new GptqKernels(dense);
+        this.half = new HalfKernels(ctx);
         this.seed = seed;
         this.random = new SplittableRandom(seed);
     }
@@ -81,6 +91,7 @@ public final class GpuSelfTest {
         int bigN = 49152;
         int bigRows = 4096;
         boolean big = true;
+        List<String> sections = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[++i]);
@@ -88,6 +99,7 @@ public final class GpuSelfTest {
                 case "--big-n" -> bigN = Integer.parseInt(args[++i]);
                 case "--big-rows" -> bigRows = Integer.parseInt(args[++i]);
                 case "--no-big" -> big = false;
+                case "--sections" -> sections = List.of(args[++i].split(","));
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -104,6 +116,7 @@ public final class GpuSelfTest {
         System.out.println("device: " + ctx.device() + ", L2 " + Bytes.format(ctx.device().l2CacheBytes())
                 + ", free " + Bytes.format(ctx.memoryInfo()[0]));
         GpuSelfTest t = new GpuSelfTest(ctx, seed);
+        t.sections = sections;
         t.run("kernel images", t::images);
         t.run("device memory pool", t::memoryPool);
         t.run("copy bandwidth", t::copyBandwidth);
@@ -125,6 +138,9 @@ public final class GpuSelfTest {
 
     /** Runs one group of checks in its own memory pool, which frees everything even if the check throws. */
     private void run(String name, Check check) {
+        if (sections != null && !sections.contains(name)) {
+            return;
+        }
         System.out.println("== " + name);
         long t0 = System.nanoTime();
         DeviceMemory memory = new DeviceMemory(ctx, DeviceMemory.defaultBudget(ctx));
@@ -176,7 +192,7 @@ public final class GpuSelfTest {
 
     private void images(DeviceMemory memory) {
         for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY,
-                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY, HalfKernels.FAMILY)) {
             GpuContext.LoadedModule m = ctx.module(family);
             expect(m.image().kind() == KernelImages.Kind.CUBIN || ctx.device().capability().arch() > 90,
                     "image " + family, "loaded " + m.image() + " on compute " + ctx.device().capability());
@@ -454,6 +470,94 @@ public final class GpuSelfTest {
         perfFlops("hessian accumulate n=8192 rows=8192 (upper half, n(n+1)·rows flops)", (double) pn * (pn + 1) * rows,
                 median(3, () -> dense.accumulateGram(px, ph)));
         perfBytes("hessian symmetrize n=8192", 2.0 * pn * pn * 4, median(3, () -> dense.symmetrize(ph, 1f)));
+        DeviceBuffer operand = memory.allocate("perf fp16 operand", HalfKernels.operandBytes(rows, pn));
+        perfTensor16("hessian accumulate, fp16 tensor cores, n=8192 rows=8192 (operand rounding included)",
+                (double) pn * (pn + 1) * rows, median(3, () -> half.accumulateGram(px, operand, ph)));
+        memory.free(operand);
+        memory.free(ph.buffer());
+        memory.free(px.buffer());
+        halfGram(memory);
+    }
+
+    private void perfTensor16(String what, double flops, double ms) {
+        double rate = flops / (ms / 1e3);
+        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.1f TFLOP/s = %.0f%% of %.0f TFLOP/s (16-bit tensor cores)",
+                what, ms, rate / 1e12, 100 * rate / PEAK_TENSOR16, PEAK_TENSOR16 / 1e12));
+    }
+
+    /**
+     * The fp16 Gram (HalfKernels) against its CPU twin ({@code Backend.accumulateHalfGram}'s default: round to fp16,
+     * fp32 Gram) and fp64 on the rounded values: two chunks onto a zero upper triangle whose strict lower triangle
+     * holds a marker that must survive. Shapes cross the 128 × 256 tiles, the 16-group of row tiles, the 32-token k
+     * step and the 8-column padding; one x is a view with an unaligned row stride, one has values past fp16's range.
+     */
+    private void halfGram(DeviceMemory memory) {
+        int[][] shapes = {{1, 1}, {31, 7}, {33, 129}, {100, 300}, {517, 1000}, {64, 2056}, {40, 4100}};
+        float marker = 12345f;
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int n = s[1];
+            boolean view = n == 300;
+            boolean outOfRange = n == 129;
+            float[] x1 = gaussian(rows * n, 1f);
+            float[] x2 = gaussian(rows * n, 1f);
+            if (outOfRange) {
+                x1[0] = 70000f;
+                x2[n + 1] = -1e6f;
+            }
+            float[] start = new float[n * n];
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < i; j++) {
+                    start[i * n + j] = marker;
+                }
+            }
+            DeviceMatrix g = memory.matrix("half gram", n, n);
+            g.upload(start);
+            DeviceBuffer operand = memory.allocate("fp16 operand", HalfKernels.operandBytes(rows, n));
+            for (float[] x : List.of(x1, x2)) {
+                DeviceMatrix dx = place(memory, "half gram x", rows, n, x, view);
+                half.accumulateGram(dx, operand, g);
+                memory.free(dx.buffer());
+            }
+            float[] got = g.download();
+            memory.free(g.buffer());
+            memory.free(operand);
+
+            Tensor tg = cpu.upload(start.clone(), n, n);
+            cpu.accumulateHalfGram(cpu.upload(x1.clone(), rows, n), tg);
+            cpu.accumulateHalfGram(cpu.upload(x2.clone(), rows, n), tg);
+            float[] twin = cpu.download(tg);
+            double[] ref = new double[n * n];
+            for (float[] x : List.of(x1, x2)) {
+                double[] h = new double[x.length];
+                for (int i = 0; i < x.length; i++) {
+                    h[i] = Half.toFloat(Half.fromFloat(Math.max(-65504f, Math.min(65504f, x[i]))));
+                }
+                DBLAS.dgemm("N", "T", n, n, rows, 1.0, h, 0, n, h, 0, n, 1.0, ref, 0, n);
+            }
+            double errGpu = 0;
+            double errTwin = 0;
+            int lowerChanged = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    if (j < i) {
+                        lowerChanged += got[i * n + j] != marker ? 1 : 0;
+                        continue;
+                    }
+                    double scale = Math.sqrt(ref[i * n + i] * ref[j * n + j]);
+                    errGpu = Math.max(errGpu, nanInf(Math.abs(got[i * n + j] - ref[i * n + j]) / scale));
+                    errTwin = Math.max(errTwin, nanInf(Math.abs(twin[i * n + j] - ref[i * n + j]) / scale));
+                }
+            }
+            expect(errGpu <= Math.max(4 * errTwin, 2e-6) && lowerChanged == 0,
+                    "fp16 gram " + rows + "×" + n + (view ? " (strided view)" : "") + (outOfRange ? " (clamped)" : ""),
+                    String.format(Locale.ROOT, "2 chunks, upper triangle vs fp64 of the fp16 values: max |err|/sqrt(Hii·Hjj)"
+                            + " GPU %.2e, CPU twin %.2e; strict lower changed %d", errGpu, errTwin, lowerChanged));
+        }
+    }
+
+    private static double nanInf(double e) {
+        return Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -1035,15 +1139,17 @@ public final class GpuSelfTest {
         long t0 = System.nanoTime();
         float[] x = new float[Math.multiplyExact(rows, n)];
         long xSeed = random.nextLong();
+        // fp16 values, as the tasks' Hessians see them: the fp64 references below sum exactly what the kernel does
         IntStream.range(0, rows).parallel().forEach(r -> {
             SplittableRandom rr = new SplittableRandom(xSeed + r);
             for (int c = 0; c < n; c++) {
-                x[r * n + c] = (float) rr.nextGaussian();
+                x[r * n + c] = Half.toFloat(Half.fromFloat((float) rr.nextGaussian()));
             }
         });
         System.out.printf(Locale.ROOT, "      host X generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
         DeviceMatrix h = memory.matrix("big H", n, n);
         DeviceMatrix xs = memory.matrix("X chunk", chunk, n);
+        DeviceBuffer operand = memory.allocate("X chunk fp16", HalfKernels.operandBytes(chunk, n));
         h.buffer().zero();
         int batches = rows / chunk;
         double accMs = 0;
@@ -1051,15 +1157,15 @@ public final class GpuSelfTest {
             for (int b = 0; b < batches; b++) {
                 xs.upload(0, chunk, x, b * chunk * n);
                 timer.start();
-                dense.accumulateGram(xs, h);
+                half.accumulateGram(xs, operand, h);
                 accMs += timer.stopMillis();
             }
             timer.start();
             dense.symmetrize(h, batches);
             perfBytes("symmetrize n=" + n, 2.0 * elements * 4, timer.stopMillis());
         }
-        perfFlops("hessian accumulate n=" + n + " from " + rows + " rows in chunks of " + chunk,
-                (double) n * (n + 1) * rows, accMs);
+        perfTensor16("hessian accumulate, fp16 tensor cores, n=" + n + " from " + rows + " rows in chunks of " + chunk
+                + " (operand rounding included)", (double) n * (n + 1) * rows, accMs);
 
         // whole rows (upper and mirrored lower parts, flat offsets past 2^31) and scattered entries vs fp64 dots
         int[] sampleRows = {0, 1, 12345, 43690, 43691, n - 2, n - 1};
@@ -1107,10 +1213,11 @@ public final class GpuSelfTest {
             worst = Math.max(worst, Double.isNaN(e) ? Double.POSITIVE_INFINITY : e);
             checked++;
         }
-        expect(worst < 1e-5, "hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
+        expect(worst < 1e-5, "fp16 hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
                 "%d entries (%d whole rows incl. row %d at flat offset %d, 2000 random): max |err|/sqrt(Hii·Hjj) %.2e",
                 checked, sampleRows.length, n - 1, (long) (n - 1) * n, worst));
         memory.free(xs.buffer());
+        memory.free(operand);
 
         // GPTQ damping, then U with H⁻¹ = UᵀU; checked through (U·H·Uᵀ)[i][j] = δij with H kept in a copy
         double mean = Arrays.stream(diag).sum() / n;

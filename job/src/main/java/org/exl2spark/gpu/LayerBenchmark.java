@@ -28,7 +28,8 @@ import org.exl2spark.quant.QParams;
 
 /**
  * One decoder layer of the model {@code exl2 example --preset P} writes (default qwen1.5-110b: hidden 8192,
- * intermediate 49152; its weights drawn in memory by {@link ExampleWeights}, the same values) measured and quantized
+ * intermediate 49152; with {@code --model DIR} read from its safetensors as tasks read them, else drawn in memory by
+ * {@link ExampleWeights}, the same values) measured and quantized
  * by the task code the Spark stages run ({@link BlockMeasurement}, {@link BlockQuantization}), in process, on
  * {@link CudaBackend} with the tasks' precision and a pool of the given budget. Each block is planned first
  * ({@link MemoryPlanner}: row chunk, dequantized weights held) and run as planned; prints each block's time, the
@@ -114,8 +115,8 @@ public final class LayerBenchmark {
     }
 
     /**
-     * What the measurement's parts cost apart: loading the block (drawing the example's weights, a real task reads
-     * them) and one forward over the calibration rows (the measurement runs one per candidate and one reference),
+     * What the measurement's parts cost apart: loading the block (reading the shards with {@code --model}, else
+     * drawing the example's weights) and one forward over the calibration rows (the measurement runs one per candidate and one reference),
      * and one candidate's scoring as the measurement runs it (states and error on the device).
      */
     private static void timeOneForward(Transformer transformer, BlockRunner runner, WeightSource weights,

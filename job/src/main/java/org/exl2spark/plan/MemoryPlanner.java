@@ -185,8 +185,8 @@ public final class MemoryPlanner {
     }
 
     /**
-     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16-rounded
-     * copy of the widest linear input that Hessian collection makes.
+     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16 copy of
+     * the widest linear input that Hessian collection makes.
      */
     long activationBytes(BlockSpec block, long rows, long tokens) {
         long width = 2L * arch.hiddenSize();
@@ -195,11 +195,11 @@ public final class MemoryPlanner {
             width += l.outFeatures();
             widestInput = Math.max(widestInput, l.inFeatures());
         }
-        width += widestInput;
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             width += (long) arch.numHeads() * arch.headDim();
         }
-        return F * rows * tokens * width + F * tokens * arch.headDim();
+        return F * rows * tokens * width + F * tokens * arch.headDim()
+                + DeviceBytes.halfGramOperand(rows * tokens, widestInput);
     }
 
     private static long weightBytes(BlockSpec block) {
