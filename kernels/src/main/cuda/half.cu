@@ -2,7 +2,7 @@
 // fp32 and 16-bit storage.
 //
 // half_gram_operand rounds a chunk of activations x [rows, n] (fp32) to fp16 once, into a zero-padded copy
-// [kPad, ldh] (kPad a multiple of the Gram's k step, ldh of 8), so that the Gram kernel reads half the bytes, needs no
+// [kPad, ldh] (kPad a multiple of 64, every variant's k step, ldh of 8), so that the Gram kernel reads half the bytes, needs no
 // bounds checks on k and moves whole 16-byte chunks.
 //
 // half_gram_upper adds xhᵀ·xh to the upper triangle (j >= i) of an fp32 Gram matrix: mma.sync m16n8k16 with fp16
@@ -10,7 +10,7 @@
 // exact in fp32 and the result differs from the fp32 SIMT Gram of the same fp16-valued inputs only in the order of
 // the additions. Both operands are the same activations (A = columns i0.. of xh, B = columns j0..), stored k-major in
 // shared memory and turned into the row (A) and column (B) fragments by ldmatrix.trans. Tiles: 128 (i) x 256 (j) per
-// block of 8 warps (2 x 4, each 64 x 64), k in steps of 32 tokens through a cp.async pipeline; only tiles with an
+// block of 8 warps (2 x 4, each 64 x 64), k in steps of 32 or 64 tokens through a cp.async pipeline; only tiles with an
 // element on or above the diagonal are launched, in groups of 16 row tiles so concurrent blocks share their column
 // strips in L2. Every index is 64-bit.
 
@@ -23,7 +23,6 @@ namespace {
 
 constexpr int BM = 128;
 constexpr int BN = 256;
-constexpr int BK = 32;
 constexpr int PAD = 8;  // halves per shared row: ldmatrix's 8 row addresses land in 8 distinct 16-byte bank groups
 constexpr int LDA = BM + PAD;
 constexpr int LDB = BN + PAD;
@@ -61,9 +60,9 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N));
 }
 
-// Tokens [k0, k0 + 32) x columns [c0, c0 + COLS) of xh into a shared tile [32][COLS + PAD]; columns past ldh are
+// Tokens [k0, k0 + BK) x columns [c0, c0 + COLS) of xh into a shared tile [BK][COLS + PAD]; columns past ldh are
 // zeros (ldh and c0 are multiples of 8, so a 16-byte chunk is wholly inside or wholly outside).
-template <int COLS>
+template <int COLS, int BK>
 __device__ __forceinline__ void load_tile(__half* tile, const __half* __restrict__ xh, i64 ldh, i64 k0, i64 c0) {
     constexpr int CHUNKS = COLS / 8;
 #pragma unroll
@@ -84,7 +83,7 @@ __device__ __forceinline__ void group_extent(i64 g, i64 mTiles, i64 nTiles, i64&
     firstN = min(nTiles, firstM * BM / BN);
 }
 
-template <int STAGES>
+template <int BK, int STAGES>
 __device__ void gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 ldh, float* __restrict__ gram,
                            i64 ldg) {
     extern __shared__ __align__(16) __half smem[];
@@ -127,8 +126,8 @@ __device__ void gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 l
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < kTiles) {
-            load_tile<BM>(As + s * BK * LDA, xh, ldh, (i64)s * BK, m0);
-            load_tile<BN>(Bs + s * BK * LDB, xh, ldh, (i64)s * BK, n0);
+            load_tile<BM, BK>(As + s * BK * LDA, xh, ldh, (i64)s * BK, m0);
+            load_tile<BN, BK>(Bs + s * BK * LDB, xh, ldh, (i64)s * BK, n0);
         }
         cp_async_commit();
     }
@@ -139,8 +138,8 @@ __device__ void gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 l
         const i64 next = kt + STAGES - 1;
         if (next < kTiles) {
             const int s = (int)(next % STAGES);
-            load_tile<BM>(As + s * BK * LDA, xh, ldh, next * BK, m0);
-            load_tile<BN>(Bs + s * BK * LDB, xh, ldh, next * BK, n0);
+            load_tile<BM, BK>(As + s * BK * LDA, xh, ldh, next * BK, m0);
+            load_tile<BN, BK>(Bs + s * BK * LDB, xh, ldh, next * BK, n0);
         }
         cp_async_commit();
 
@@ -186,18 +185,19 @@ __device__ __forceinline__ __half to_half_clamped(float v) {
 
 }  // namespace
 
-// Shared memory per block: STAGES * 32 * (136 + 264) halves; HalfKernels.java picks the variant.
-//   half_gram_upper        4 stages: 100 KiB (sm_80, sm_90)
-//   half_gram_upper_small  3 stages: 75 KiB, for devices with at most 99 KiB per block (sm_86, sm_89)
-extern "C" __global__ void __launch_bounds__(THREADS, 1)
-half_gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 ldh, float* __restrict__ gram, i64 ldg) {
-    gram_upper<4>(n, kPad, xh, ldh, gram, ldg);
-}
+// Shared memory per block: STAGES * BK * (136 + 264) halves; HalfKernels.java picks the variant.
+//   half_gram_upper_k32    k steps of 32, 4 stages: 100 KiB (sm_80, sm_90)
+//   half_gram_upper_k64    k steps of 64, 3 stages: 150 KiB (sm_80, sm_90): half the barriers per token
+//   half_gram_upper_small  k steps of 32, 3 stages: 75 KiB, for devices with at most 99 KiB per block (sm_86, sm_89)
+#define HALF_GRAM(NAME, BK, STAGES)                                                                          \
+    extern "C" __global__ void __launch_bounds__(THREADS, 1)                                                  \
+    NAME(i64 n, i64 kPad, const __half* __restrict__ xh, i64 ldh, float* __restrict__ gram, i64 ldg) {        \
+        gram_upper<BK, STAGES>(n, kPad, xh, ldh, gram, ldg);                                                  \
+    }
 
-extern "C" __global__ void __launch_bounds__(THREADS, 1)
-half_gram_upper_small(i64 n, i64 kPad, const __half* __restrict__ xh, i64 ldh, float* __restrict__ gram, i64 ldg) {
-    gram_upper<3>(n, kPad, xh, ldh, gram, ldg);
-}
+HALF_GRAM(half_gram_upper_k32, 32, 4)
+HALF_GRAM(half_gram_upper_k64, 64, 3)
+HALF_GRAM(half_gram_upper_small, 32, 3)
 
 // xh[r][c] = fp16(clamp(x[r][c])) (nearest even, clamped to ±65504) for r < rows, c < n; zeros elsewhere in
 // [kPad, ldh]. One thread per 8 halves (one 16-byte store); vec: x's rows start 16-byte aligned (float4 loads).

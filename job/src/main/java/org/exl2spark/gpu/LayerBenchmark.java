@@ -7,7 +7,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
+import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.CudaBackend;
+import org.exl2spark.backend.Tensor;
 import org.exl2spark.example.ExampleWeights;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
@@ -94,8 +96,10 @@ public final class LayerBenchmark {
                 TaskPlan plan = planner.quantizeBlock(block, quantRows, length);
                 System.out.println("\nplan: " + plan.render());
                 try (CudaBackend backend = new CudaBackend(ctx, budget, Precision.TF32X3)) {
-                    BlockQuantization q = new BlockQuantization(new BlockRunner(new Transformer(
-                            weights.architecture(), backend), plan.rowChunk()));
+                    BlockRunner runner = new BlockRunner(new Transformer(weights.architecture(), backend),
+                            plan.rowChunk());
+                    timeHessianForward(ctx, runner, weights, block, parts);
+                    BlockQuantization q = new BlockQuantization(runner);
                     long t0 = System.nanoTime();
                     var linears = q.quantize(weights, block, chosen.get(block.key()), parts);
                     ctx.synchronize();
@@ -135,6 +139,39 @@ public final class LayerBenchmark {
             System.out.printf(Locale.ROOT, "  load block %.1f s; one reference forward over %d×%d tokens %.2f s"
                     + " (incl. host copies); one candidate scored (fast linears, error on the device) %.2f s%n", load,
                     input.rows(), input.tokens(), forward, scored);
+        }
+    }
+
+    /**
+     * The quantization pass's Hessian forward apart, as BlockQuantization runs it (FAST linears, up to the output
+     * projection): the block loaded from the weights, then the forward over every part with the fp16 Grams, then
+     * without them.
+     */
+    private static void timeHessianForward(GpuContext ctx, BlockRunner runner, WeightSource weights, BlockSpec block,
+            List<HiddenStates> parts) throws Exception {
+        Transformer transformer = runner.transformer();
+        Backend backend = transformer.backend();
+        long t0 = System.nanoTime();
+        try (Transformer.BlockWeights w = transformer.loadBlock(weights, block);
+                Backend.ModeScope fast = backend.linearMode(Backend.LinearMode.FAST)) {
+            ctx.synchronize();
+            long t1 = System.nanoTime();
+            Map<String, Tensor> grams = new LinkedHashMap<>();
+            LinearInputObserver gram = (linears, input) -> backend.accumulateHalfGram(input, grams.computeIfAbsent(
+                    linears.get(0).key(), k -> backend.zeros(input.cols(), input.cols())));
+            for (HiddenStates part : parts) {
+                runner.observe(part, w, gram);
+            }
+            ctx.synchronize();
+            long t2 = System.nanoTime();
+            grams.values().forEach(Tensor::close);
+            for (HiddenStates part : parts) {
+                runner.observe(part, w, LinearInputObserver.NONE);
+            }
+            ctx.synchronize();
+            long t3 = System.nanoTime();
+            System.out.printf(Locale.ROOT, "  load block %.1f s; Hessian forward (FAST linears, fp16 Grams) %.2f s,"
+                    + " of which the forward alone %.2f s%n", (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9);
         }
     }
 

@@ -45,10 +45,10 @@ public final class DeviceBytes {
 
     /**
      * The zero-padded fp16 copy of activations x [rows, n] that {@code Backend.accumulateHalfGram} makes on the device
-     * (HalfKernels.operandBytes: rows padded to 32, columns to 8).
+     * (HalfKernels.operandBytes: rows padded to 64, columns to 8).
      */
     public static long halfGramOperand(long rows, long n) {
-        return 2 * ((rows + 31) / 32 * 32) * ((n + 7) / 8 * 8);
+        return 2 * ((rows + 63) / 64 * 64) * ((n + 7) / 8 * 8);
     }
 
     /** Rows of the in-place act-order permutation's temporary panel for an n × n matrix (at least one). */

@@ -110,7 +110,8 @@ public final class MemoryPlanner {
                     + " preparation, a " + chunk + "-row forward chunk " + TaskPlan.bytes(act) + " and a GPTQ run "
                     + TaskPlan.bytes(gptqPeak));
         }
-        double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
+        // the Hessians' forward stops before the output projection and runs its linears FAST (BlockQuantization)
+        double seconds = forwardSeconds(block, rows, tokens, rates.fastGemmFlops(), false)
                 + statesBytes(rows, tokens) / rates.hostToDevice() + hessianSeconds(block, (long) rows * tokens)
                 + prepareSeconds(block) + block.linears().size() * meanGptqSeconds(block);
         return new TaskPlan(TaskPlan.Kind.QUANTIZE_GROUP, block.key(), shape(block), peak, chunk, 0,
@@ -253,9 +254,16 @@ public final class MemoryPlanner {
     }
 
     private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops) {
+        return forwardSeconds(block, rows, tokens, linearFlops, true);
+    }
+
+    private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops,
+            boolean outputProjection) {
         double flops = 0;
         for (LinearSpec l : block.linears()) {
-            flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
+            if (outputProjection || !l.shortName().equals(block.outputProjection())) {
+                flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
+            }
         }
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             // QKᵀ and PV over the causal half

@@ -7,35 +7,59 @@ package org.exl2spark.kernels;
  */
 public final class HalfKernels {
     public static final String FAMILY = "half";
-    private static final GpuContext.KernelRef GRAM = new GpuContext.KernelRef(FAMILY, "half_gram_upper");
-    private static final GpuContext.KernelRef GRAM_SMALL = new GpuContext.KernelRef(FAMILY, "half_gram_upper_small");
     private static final GpuContext.KernelRef OPERAND = new GpuContext.KernelRef(FAMILY, "half_gram_operand");
     private static final GpuContext.KernelRef WIDEN = new GpuContext.KernelRef(FAMILY, "widen_16bit");
 
-    /** Gram tile of half.cu: 128 rows (i) × 256 columns (j), k in steps of 32 tokens, groups of 16 row tiles. */
+    /** Gram tile of half.cu: 128 rows (i) × 256 columns (j), groups of 16 row tiles. */
     private static final long TILE_ROWS = 128;
     private static final long TILE_COLS = 256;
-    /** Rows of the fp16 operand are padded to a multiple of this (half.cu's k step), columns to a multiple of 8. */
-    public static final long ROW_MULTIPLE = 32;
+    /** Rows of the fp16 operand are padded to a multiple of this (every variant's k step), columns to 8. */
+    public static final long ROW_MULTIPLE = 64;
     public static final long COL_MULTIPLE = 8;
     private static final long GROUP_ROWS = 16;
     private static final int THREADS = 256;
-    private static final int STAGES = 4;
-    private static final int SMALL_STAGES = 3;
+
+    /** The compiled Gram configurations of half.cu (its HALF_GRAM list): k step and pipeline depth. */
+    public enum GramVariant {
+        K32("half_gram_upper_k32", 32, 4),
+        K64("half_gram_upper_k64", 64, 3),
+        /** For devices with at most 99 KiB of shared memory per block (sm_86, sm_89). */
+        SMALL("half_gram_upper_small", 32, 3);
+
+        private final GpuContext.KernelRef kernel;
+        private final int kStep;
+        private final int stages;
+
+        GramVariant(String kernel, int kStep, int stages) {
+            this.kernel = new GpuContext.KernelRef(FAMILY, kernel);
+            this.kStep = kStep;
+            this.stages = stages;
+        }
+
+        /** Shared memory per block: stages × k step × (136 + 264) halves. */
+        int sharedBytes() {
+            return stages * kStep * (136 + 264) * 2;
+        }
+    }
+
+    /** The variant a device runs when its shared memory allows. */
+    private static final GramVariant PREFERRED = GramVariant.K64;
     /** Grid-stride kernels: enough blocks to fill any device, each thread looping over the rest. */
     private static final long MAX_STREAM_BLOCKS = 4096;
 
     private final GpuContext context;
-    private final boolean small;
+    private final GramVariant variant;
 
+    /** The preferred Gram variant, or the small one where the device's shared memory per block is too little. */
     public HalfKernels(GpuContext context) {
-        this.context = context;
-        this.small = context.device().maxSharedMemoryPerBlockOptin() < sharedBytes(STAGES);
+        this(context, context.device().maxSharedMemoryPerBlockOptin() < PREFERRED.sharedBytes() ? GramVariant.SMALL
+                : PREFERRED);
     }
 
-    /** half.cu's shared memory per Gram block: STAGES × 32 × (136 + 264) halves. */
-    private static int sharedBytes(int stages) {
-        return stages * 32 * (136 + 264) * 2;
+    /** A given Gram variant (the self-test times them apart). */
+    public HalfKernels(GpuContext context, GramVariant variant) {
+        this.context = context;
+        this.variant = variant;
     }
 
     /** Bytes of the zero-padded fp16 copy of x [rows, n] that {@link #accumulateGram} reads. */
@@ -66,8 +90,7 @@ public final class HalfKernels {
         context.launch(OPERAND, Math.min(MAX_STREAM_BLOCKS, DenseKernels.ceilDiv(chunks, THREADS)), 1, THREADS, 1, 0,
                 new KernelArgs().matrix(x).i64(rows).i64(n).i64(x.ld()).i32(x.vectorAligned() ? 1 : 0)
                         .buffer(operand).i64(kPad).i64(ldh));
-        context.launch(small ? GRAM_SMALL : GRAM, gramBlocks(n), 1, THREADS, 1,
-                sharedBytes(small ? SMALL_STAGES : STAGES),
+        context.launch(variant.kernel, gramBlocks(n), 1, THREADS, 1, variant.sharedBytes(),
                 new KernelArgs().i64(n).i64(kPad).buffer(operand).i64(ldh).matrix(gram).i64(gram.ld()));
     }
 

@@ -8,9 +8,9 @@ import org.junit.jupiter.api.Test;
 class HalfKernelsTest {
     /** The planner counts the fp16 Gram operand with DeviceBytes; the CUDA backend allocates what HalfKernels reads. */
     @Test
-    void theFp16OperandIsPaddedTo32RowsAnd8ColumnsAsThePlannerCountsIt() {
-        assertEquals(2L * 32 * 8, HalfKernels.operandBytes(1, 1));
-        assertEquals(2L * 64 * 136, HalfKernels.operandBytes(33, 129));
+    void theFp16OperandIsPaddedTo64RowsAnd8ColumnsAsThePlannerCountsIt() {
+        assertEquals(2L * 64 * 8, HalfKernels.operandBytes(1, 1));
+        assertEquals(2L * 128 * 136, HalfKernels.operandBytes(65, 129));
         assertEquals(2L * 4096 * 49152, HalfKernels.operandBytes(4096, 49152));
         for (long[] s : new long[][] {{1, 1}, {31, 7}, {33, 129}, {517, 1000}, {4096, 49152}, {204800, 8192}}) {
             assertEquals(HalfKernels.operandBytes(s[0], s[1]), DeviceBytes.halfGramOperand(s[0], s[1]),
