@@ -15,7 +15,8 @@
 // strips in L2. Every index is 64-bit.
 
 #include <cuda_fp16.h>
-#include <cuda_bf16.h>
+
+#include "mma.cuh"
 
 typedef long long i64;
 
@@ -31,33 +32,12 @@ constexpr int GROUP_M = 16;
 constexpr int MT = 4;  // m16 tiles per warp
 constexpr int NT = 8;  // n8 tiles per warp
 
-__device__ __forceinline__ void mma_f16(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 // Four transposed 8x8 b16 matrices; lane l gives the address of row l%8 of matrix l/8 (a row: 8 contiguous halves).
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const __half* rowAddress) {
     const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
-}
-
-// 16-byte asynchronous copy; bytes 0 zero-fills and reads nothing.
-__device__ __forceinline__ void cp_async16(__half* dst, const __half* src, int bytes) {
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N));
 }
 
 // Tokens [k0, k0 + BK) x columns [c0, c0 + COLS) of xh into a shared tile [BK][COLS + PAD]; columns past ldh are
