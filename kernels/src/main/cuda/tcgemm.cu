@@ -12,6 +12,8 @@
 // element is a pair of b16 lanes, so an 8x8 b16 matrix is an 8x4 fp32 block, the fragment layout of m16n8k8).
 // Blocks run in groups of 16 row tiles so concurrent blocks share A and B tiles in L2. Every index is 64-bit.
 
+#include "mma.cuh"
+
 typedef long long i64;
 
 namespace {
@@ -36,26 +38,12 @@ __device__ __forceinline__ unsigned to_f16x2(float lo, float hi) {
     return r;
 }
 
-__device__ __forceinline__ void mma_f16(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 __device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsigned* b) {
     asm volatile(
         "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
         "{%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// 16-byte asynchronous copy; bytes < 16 zero-fills the rest (bytes 0: all zeros, nothing read).
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, int bytes) {
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
 }
 
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, int bytes) {
@@ -71,12 +59,6 @@ __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const float* rowAddress
                  : "r"(a));
 }
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
 
 // Copies rows [r0, r0+ROWS) x columns [k0, k0+32) of a [rows, K] matrix (row stride ld) into a padded shared
 // tile, zeros outside the matrix. VEC: rows start 16-byte aligned, so 16-byte copies (a partial one at K's end).
