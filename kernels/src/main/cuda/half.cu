@@ -32,14 +32,6 @@ constexpr int GROUP_M = 16;
 constexpr int MT = 4;  // m16 tiles per warp
 constexpr int NT = 8;  // n8 tiles per warp
 
-// Four transposed 8x8 b16 matrices; lane l gives the address of row l%8 of matrix l/8 (a row: 8 contiguous halves).
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const __half* rowAddress) {
-    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-
 // Tokens [k0, k0 + BK) x columns [c0, c0 + COLS) of xh into a shared tile [BK][COLS + PAD]; columns past ldh are
 // zeros (ldh and c0 are multiples of 8, so a 16-byte chunk is wholly inside or wholly outside).
 template <int COLS, int BK>
@@ -129,11 +121,11 @@ __device__ void gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 l
         for (int kk = 0; kk < BK; kk += 16) {
             unsigned af[MT][4], bf[NT][2];
 #pragma unroll
-            for (int i = 0; i < MT; ++i) ldmatrix_x4_trans(af[i], a + (kk + aK) * LDA + wm + i * 16 + aM);
+            for (int i = 0; i < MT; ++i) ldmatrix_x4<true>(af[i], a + (kk + aK) * LDA + wm + i * 16 + aM);
 #pragma unroll
             for (int j = 0; j < NT; j += 2) {
                 unsigned r[4];
-                ldmatrix_x4_trans(r, b + (kk + bK) * LDB + wn + j * 8 + bN);
+                ldmatrix_x4<true>(r, b + (kk + bK) * LDB + wn + j * 8 + bN);
                 bf[j][0] = r[0];
                 bf[j][1] = r[1];
                 bf[j + 1][0] = r[2];

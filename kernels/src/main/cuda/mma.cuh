@@ -1,4 +1,5 @@
-// PTX wrappers the tensor-core kernels share (tcgemm.cu, half.cu): the fp16 mma and the cp.async pipeline steps.
+// PTX wrappers the tensor-core kernels share (tcgemm.cu, half.cu): the fp16 mma, ldmatrix and the cp.async pipeline
+// steps.
 #pragma once
 
 // c += a * b on an m16n8k16 tile: fp16 operands (a: 4 registers of row fragments, b: 2 of column fragments), fp32
@@ -24,4 +25,20 @@ static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.asyn
 template <int N>
 static __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+// Four 8x8 b16 matrices from shared memory, transposed with TRANS; lane l gives the address of row l%8 of matrix l/8
+// (a row: 16 contiguous bytes).
+template <bool TRANS = false>
+static __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* rowAddress) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
+    if constexpr (TRANS) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(a));
+    } else {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(a));
+    }
 }
