@@ -51,13 +51,6 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, int byte
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(bytes));
 }
 
-// Four 8x8 b16 matrices (8x4 fp32 blocks) from shared memory; lane l gives the address of row l%8 of matrix l/8.
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const float* rowAddress) {
-    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
 
 
 // Copies rows [r0, r0+ROWS) x columns [k0, k0+32) of a [rows, K] matrix (row stride ld) into a padded shared
