@@ -2,8 +2,8 @@
 // fp32 and 16-bit storage.
 //
 // half_gram_operand rounds a chunk of activations x [rows, n] (fp32) to fp16 once, into a zero-padded copy
-// [kPad, ldh] (kPad a multiple of 64, every variant's k step, ldh of 8), so that the Gram kernel reads half the bytes, needs no
-// bounds checks on k and moves whole 16-byte chunks.
+// [kPad, ldh] (kPad a multiple of 64, every variant's k step; ldh of 8), so that the Gram kernel reads half the bytes,
+// needs no bounds checks on k and moves whole 16-byte chunks.
 //
 // half_gram_upper adds xhᵀ·xh to the upper triangle (j >= i) of an fp32 Gram matrix: mma.sync m16n8k16 with fp16
 // operands and fp32 accumulation. A product of two fp16 values has at most 22 significant bits, so every product is
@@ -80,75 +80,48 @@ __device__ void gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 l
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = (warp >> 2) * 64, wn = (warp & 3) * 64;
-    const int g8 = lane >> 2, tq = lane & 3;
     // ldmatrix.trans row addresses. A (m16 x k16): matrices (m+0, k+0), (m+8, k+0), (m+0, k+8), (m+8, k+8) = a0..a3.
     // B (k16 x two n8 tiles): (k+0, n+0), (k+8, n+0), (k+0, n+8), (k+8, n+8) = b0, b1 of tile j, b0, b1 of j + 1.
     const int aK = (lane & 7) + ((lane >> 4) << 3), aM = ((lane >> 3) & 1) * 8;
     const int bK = (lane & 7) + (((lane >> 3) & 1) << 3), bN = (lane >> 4) * 8;
 
     float acc[MT][NT][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+    for_each_accumulator<MT, NT>([&](int i, int j, int e, int, int) { acc[i][j][e] = 0.f; });
 
-    const i64 kTiles = kPad / BK;
+    pipelined_k_loop<STAGES>(
+        kPad / BK,
+        [&](int s, i64 kt) {
+            load_tile<BM, BK>(As + s * BK * LDA, xh, ldh, kt * BK, m0);
+            load_tile<BN, BK>(Bs + s * BK * LDB, xh, ldh, kt * BK, n0);
+        },
+        [&](int s) {
+            const __half* a = As + s * BK * LDA;
+            const __half* b = Bs + s * BK * LDB;
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kTiles) {
-            load_tile<BM, BK>(As + s * BK * LDA, xh, ldh, (i64)s * BK, m0);
-            load_tile<BN, BK>(Bs + s * BK * LDB, xh, ldh, (i64)s * BK, n0);
-        }
-        cp_async_commit();
-    }
-
-    for (i64 kt = 0; kt < kTiles; ++kt) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
-        const i64 next = kt + STAGES - 1;
-        if (next < kTiles) {
-            const int s = (int)(next % STAGES);
-            load_tile<BM, BK>(As + s * BK * LDA, xh, ldh, next * BK, m0);
-            load_tile<BN, BK>(Bs + s * BK * LDB, xh, ldh, next * BK, n0);
-        }
-        cp_async_commit();
-
-        const __half* a = As + (int)(kt % STAGES) * BK * LDA;
-        const __half* b = Bs + (int)(kt % STAGES) * BK * LDB;
+            for (int kk = 0; kk < BK; kk += 16) {
+                unsigned af[MT][4], bf[NT][2];
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 16) {
-            unsigned af[MT][4], bf[NT][2];
+                for (int i = 0; i < MT; ++i) ldmatrix_x4<true>(af[i], a + (kk + aK) * LDA + wm + i * 16 + aM);
 #pragma unroll
-            for (int i = 0; i < MT; ++i) ldmatrix_x4<true>(af[i], a + (kk + aK) * LDA + wm + i * 16 + aM);
+                for (int j = 0; j < NT; j += 2) {
+                    unsigned r[4];
+                    ldmatrix_x4<true>(r, b + (kk + bK) * LDB + wn + j * 8 + bN);
+                    bf[j][0] = r[0];
+                    bf[j][1] = r[1];
+                    bf[j + 1][0] = r[2];
+                    bf[j + 1][1] = r[3];
+                }
 #pragma unroll
-            for (int j = 0; j < NT; j += 2) {
-                unsigned r[4];
-                ldmatrix_x4<true>(r, b + (kk + bK) * LDB + wn + j * 8 + bN);
-                bf[j][0] = r[0];
-                bf[j][1] = r[1];
-                bf[j + 1][0] = r[2];
-                bf[j + 1][1] = r[3];
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
             }
-#pragma unroll
-            for (int i = 0; i < MT; ++i)
-#pragma unroll
-                for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
-        }
-    }
-    cp_async_wait<0>();
+        });
 
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const i64 r = m0 + wm + i * 16 + g8 + (e >> 1) * 8;
-                const i64 c = n0 + wn + j * 8 + tq * 2 + (e & 1);
-                if (c >= r && c < n) gram[r * ldg + c] += acc[i][j][e];
-            }
+    for_each_accumulator<MT, NT>([&](int i, int j, int e, int row, int col) {
+        const i64 r = m0 + wm + row, c = n0 + wn + col;
+        if (c >= r && c < n) gram[r * ldg + c] += acc[i][j][e];
+    });
 }
 
 __device__ __forceinline__ __half to_half_clamped(float v) {

@@ -42,3 +42,38 @@ static __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* rowA
                      : "r"(a));
     }
 }
+
+// The cp.async k loop of a tiled product: STAGES - 1 k tiles in flight while one is computed. load(stage, kTile)
+// issues the copies of k tile kTile into shared stage `stage`; compute(stage) reads a stage whose copies have landed
+// for every thread of the block. Waits for all copies before returning.
+template <int STAGES, typename Load, typename Compute>
+static __device__ __forceinline__ void pipelined_k_loop(long long kTiles, Load load, Compute compute) {
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < kTiles) load(s, (long long)s);
+        cp_async_commit();
+    }
+    for (long long kt = 0; kt < kTiles; ++kt) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
+        const long long next = kt + STAGES - 1;
+        if (next < kTiles) load((int)(next % STAGES), next);
+        cp_async_commit();
+        compute((int)(kt % STAGES));
+    }
+    cp_async_wait<0>();
+}
+
+// f(i, j, e, row, col) for accumulator e of the warp's m16n8 tile (i, j), MT x NT tiles of 16 x 8: row and col are
+// its place in the warp's tile (the m16n8 layout: rows g and g + 8, columns 2 tq and 2 tq + 1, g = lane / 4,
+// tq = lane % 4).
+template <int MT, int NT, typename F>
+static __device__ __forceinline__ void for_each_accumulator(F f) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) f(i, j, e, i * 16 + g + (e >> 1) * 8, j * 8 + tq * 2 + (e & 1));
+}
