@@ -117,100 +117,86 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-    const i64 kTiles = (K + BK - 1) / BK;
+    pipelined_k_loop<STAGES>(
+        (K + BK - 1) / BK,
+        [&](int s, i64 kt) {
+            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, kt * BK);
+            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, kt * BK);
+        },
+        [&](int s) {
+            const float* a = As + s * BM * LDS;
+            const float* b = Bs + s * BN * LDS;
+            if constexpr (MODE == F16) {
+                // The k order inside a tile is free as long as A and B agree: in step s, lane tq reads the four
+                // floats at columns 8*tq + 4*s (one 16-byte load, conflict-free with the 36-float rows) and takes them
+                // as the fragment's k pairs {2tq, 2tq+1} and {2tq+8, 2tq+9}; the two steps cover the tile's 32 columns
+                // once.
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kTiles) {
-            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, (i64)s * BK);
-            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, (i64)s * BK);
-        }
-        cp_async_commit();
-    }
-
-    for (i64 kt = 0; kt < kTiles; ++kt) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
-        const i64 next = kt + STAGES - 1;
-        if (next < kTiles) {
-            const int s = (int)(next % STAGES);
-            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, next * BK);
-            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, next * BK);
-        }
-        cp_async_commit();
-
-        const float* a = As + (int)(kt % STAGES) * BM * LDS;
-        const float* b = Bs + (int)(kt % STAGES) * BN * LDS;
-        if constexpr (MODE == F16) {
-            // The k order inside a tile is free as long as A and B agree: in step s, lane tq reads the four floats at
-            // columns 8*tq + 4*s (one 16-byte load, conflict-free with the 36-float rows) and takes them as the
-            // fragment's k pairs {2tq, 2tq+1} and {2tq+8, 2tq+9}; the two steps cover the tile's 32 columns once.
+                for (int step = 0; step < 2; ++step) {
+                    const int col = 8 * tq + 4 * step;
+                    unsigned af[MT][4], bf[NT][2];
 #pragma unroll
-            for (int step = 0; step < 2; ++step) {
-                const int col = 8 * tq + 4 * step;
-                unsigned af[MT][4], bf[NT][2];
-#pragma unroll
-                for (int i = 0; i < MT; ++i) {
-                    const float4 lo = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g) * LDS + col);
-                    const float4 hi = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g + 8) * LDS + col);
-                    af[i][0] = to_f16x2(lo.x, lo.y);
-                    af[i][1] = to_f16x2(hi.x, hi.y);
-                    af[i][2] = to_f16x2(lo.z, lo.w);
-                    af[i][3] = to_f16x2(hi.z, hi.w);
-                }
-#pragma unroll
-                for (int j = 0; j < NT; ++j) {
-                    const float4 v = *reinterpret_cast<const float4*>(b + (wn + j * 8 + g) * LDS + col);
-                    bf[j][0] = to_f16x2(v.x, v.y);
-                    bf[j][1] = to_f16x2(v.z, v.w);
-                }
-#pragma unroll
-                for (int i = 0; i < MT; ++i)
-#pragma unroll
-                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
-            }
-        } else {
-            constexpr bool SPLIT = MODE == TF32X3;
-#pragma unroll
-            for (int kk = 0; kk < BK; kk += 8) {
-                unsigned af[MT][4], bf[NT][2];
-                unsigned at[MT][4], bt[NT][2];
-#pragma unroll
-                for (int i = 0; i < MT; ++i) {
-                    unsigned raw[4];
-                    ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const float v = __uint_as_float(raw[e]);
-                        af[i][e] = to_tf32(v);
-                        if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                    for (int i = 0; i < MT; ++i) {
+                        const float4 lo = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g) * LDS + col);
+                        const float4 hi = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g + 8) * LDS + col);
+                        af[i][0] = to_f16x2(lo.x, lo.y);
+                        af[i][1] = to_f16x2(hi.x, hi.y);
+                        af[i][2] = to_f16x2(lo.z, lo.w);
+                        af[i][3] = to_f16x2(hi.z, hi.w);
                     }
-                }
-#pragma unroll
-                for (int j = 0; j < NT; j += 2) {
-                    unsigned raw[4];
-                    ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const float v = __uint_as_float(raw[e]);
-                        unsigned& head = bf[j + (e >> 1)][e & 1];
-                        head = to_tf32(v);
-                        if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(head));
-                    }
-                }
-#pragma unroll
-                for (int i = 0; i < MT; ++i)
 #pragma unroll
                     for (int j = 0; j < NT; ++j) {
-                        if (SPLIT) {
-                            mma_tf32(acc[i][j], af[i], bt[j]);
-                            mma_tf32(acc[i][j], at[i], bf[j]);
-                        }
-                        mma_tf32(acc[i][j], af[i], bf[j]);
+                        const float4 v = *reinterpret_cast<const float4*>(b + (wn + j * 8 + g) * LDS + col);
+                        bf[j][0] = to_f16x2(v.x, v.y);
+                        bf[j][1] = to_f16x2(v.z, v.w);
                     }
+#pragma unroll
+                    for (int i = 0; i < MT; ++i)
+#pragma unroll
+                        for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+                }
+            } else {
+                constexpr bool SPLIT = MODE == TF32X3;
+#pragma unroll
+                for (int kk = 0; kk < BK; kk += 8) {
+                    unsigned af[MT][4], bf[NT][2];
+                    unsigned at[MT][4], bt[NT][2];
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) {
+                        unsigned raw[4];
+                        ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float v = __uint_as_float(raw[e]);
+                            af[i][e] = to_tf32(v);
+                            if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                        }
+                    }
+#pragma unroll
+                    for (int j = 0; j < NT; j += 2) {
+                        unsigned raw[4];
+                        ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float v = __uint_as_float(raw[e]);
+                            unsigned& head = bf[j + (e >> 1)][e & 1];
+                            head = to_tf32(v);
+                            if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(head));
+                        }
+                    }
+#pragma unroll
+                    for (int i = 0; i < MT; ++i)
+#pragma unroll
+                        for (int j = 0; j < NT; ++j) {
+                            if (SPLIT) {
+                                mma_tf32(acc[i][j], af[i], bt[j]);
+                                mma_tf32(acc[i][j], at[i], bf[j]);
+                            }
+                            mma_tf32(acc[i][j], af[i], bf[j]);
+                        }
+                }
             }
-        }
-    }
-    cp_async_wait<0>();
+        });
 
 #pragma unroll
     for (int i = 0; i < MT; ++i)
