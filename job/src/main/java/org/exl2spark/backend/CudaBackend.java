@@ -489,8 +489,8 @@ public final class CudaBackend implements Backend {
             }
 
             @Override
-            public byte[][] codes() {
-                return run.codes();
+            public int[][] packedCodes() {
+                return run.packedCodes();
             }
 
             @Override

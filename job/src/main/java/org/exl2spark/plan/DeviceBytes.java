@@ -18,8 +18,9 @@ public final class DeviceBytes {
     /** The scale search's workspace for {@code cols} columns and groups of ≤ {@code maxGroupRows} rows. */
     public static long scaleSearch(long cols, long maxGroupRows) {
         long blocks = Math.max(1, (maxGroupRows * cols + GRID_BLOCK_ELEMENTS - 1) / GRID_BLOCK_ELEMENTS);
-        // base scales, max scale, grid partials, grid errors, group scales, scale codes, q_scale_max
-        return 4 * cols + 4 + 8L * GRID_POINTS * blocks + 8L * GRID_POINTS + 4 * cols + cols + 4;
+        // base scales, max scale, grid partials, grid errors, group scales, scale codes, q_scale_max, candidates
+        return 4 * cols + 4 + 8L * GRID_POINTS * blocks + 8L * GRID_POINTS + 4 * cols + cols + 4
+                + 4L * (GRID_POINTS + 1);
     }
 
     /**

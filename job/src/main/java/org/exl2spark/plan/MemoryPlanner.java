@@ -291,12 +291,15 @@ public final class MemoryPlanner {
         return s;
     }
 
-    /** Lazy updates (≈ rows²·cols FLOP), the scale search (97 evaluations per weight) and a few passes over W. */
+    /**
+     * Lazy updates (≈ rows²·cols FLOP), the scale search (97 evaluations per weight), a few passes over W and the
+     * groups' fixed latency.
+     */
     double gptqSeconds(LinearSpec l) {
         double rows = l.inFeatures();
         double cols = l.outFeatures();
         return rows * rows * cols / rates.lazyUpdateFlops() + 97 * rows * cols / rates.gridEvaluations()
-                + 6 * F * rows * cols / rates.bandwidth();
+                + 6 * F * rows * cols / rates.bandwidth() + rows / 128 * rates.groupSeconds();
     }
 
     private double meanGptqSeconds(BlockSpec block) {

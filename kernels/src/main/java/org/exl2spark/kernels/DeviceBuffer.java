@@ -148,6 +148,11 @@ public final class DeviceBuffer {
                 8L * count);
     }
 
+    public void copyToHost(long srcElement, int[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
+                4L * count);
+    }
+
     public void copyToHost(long srcElement, short[] dst, int dstOffset, int count) {
         toHost(Pointer.to(dst).withByteOffset(2L * checkHost(dst.length, dstOffset, count)), 2L * srcElement,
                 2L * count);
