@@ -158,7 +158,7 @@ cat <<EOF
 
 Bundle ready in $bundle. Run it on the device machine (the call sends the checkout that holds .gpu):
   run  command: "bash $(basename "$bundle")/selftest.sh"   (options: --seed S --no-big --big-n N --big-rows R --only "GROUP,...")
-       or:      "bash $(basename "$bundle")/backend.sh"    (options: --seed S --no-perf)
+       or:      "bash $(basename "$bundle")/backend.sh"    (options: --seed S --no-perf --only SECTION,SECTION)
        or:      "bash $(basename "$bundle")/bench.sh"      (options: --preset P --budget BYTES --measurement-rows N
                                                            --rows N --length T --rows-per-partition N --layer L
                                                            --model DIR: after a call of

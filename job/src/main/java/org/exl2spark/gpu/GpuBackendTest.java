@@ -38,8 +38,8 @@ import org.exl2spark.quant.BlockCandidate;
  * exits 1 on a failure.
  *
  * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]
- *     [--sections NAME,NAME]</pre>
- * ({@code --sections} runs only the named sections, e.g. {@code operations vs CpuBackend}).
+ *     [--only SECTION,SECTION]</pre>
+ * ({@code --only} runs only the named sections, e.g. {@code operations vs CpuBackend}, as GpuSelfTest's does).
  */
 public final class GpuBackendTest {
     /** The acceptance bound on the GPU eval's perplexity against the CPU's. */
@@ -50,7 +50,7 @@ public final class GpuBackendTest {
     private final SplittableRandom random;
     private final CheckReport report = new CheckReport();
     /** The sections to run (null: all). */
-    private List<String> sections;
+    private List<String> only;
 
     private GpuBackendTest(GpuContext ctx, CpuBackend cpu, long seed) {
         this.ctx = ctx;
@@ -68,14 +68,14 @@ public final class GpuBackendTest {
         long seed = System.nanoTime();
         Path fixture = null;
         boolean perf = true;
-        List<String> sections = null;
+        List<String> only = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[++i]);
                 case "--seed" -> seed = Long.parseLong(args[++i]);
                 case "--fixture" -> fixture = Path.of(args[++i]);
                 case "--no-perf" -> perf = false;
-                case "--sections" -> sections = List.of(args[++i].split(","));
+                case "--only" -> only = List.of(args[++i].split(","));
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -90,7 +90,7 @@ public final class GpuBackendTest {
         try (CpuBackend cpu = new CpuBackend()) {
             System.out.println("CPU twin: " + cpu.describe());
             GpuBackendTest t = new GpuBackendTest(ctx, cpu, seed);
-            t.sections = sections;
+            t.only = only;
             t.section("operations vs CpuBackend", t::operations);
             t.section("device memory on failure", t::memoryOnFailure);
             if (perf) {
@@ -106,7 +106,7 @@ public final class GpuBackendTest {
     }
 
     private void section(String name, Section body) {
-        if (sections != null && !sections.contains(name)) {
+        if (only != null && !only.contains(name)) {
             return;
         }
         System.out.println("== " + name);
