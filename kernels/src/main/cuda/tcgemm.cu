@@ -1,5 +1,3 @@
-#include <cuda_fp16.h>
-
 // Tensor-core GEMM for fp32 operands: C[M,N] = alpha * A[M,K] * B[N,K]^T (+ bias[N]) + beta * C, A and B both
 // K-contiguous (a linear layer's activations and its Hugging Face weight [out, in]), fp32 accumulation, in three
 // precisions:
@@ -17,6 +15,10 @@
 // gemm_nt_h16*: the same product for operands already stored as fp16 in device memory (a FAST linear's fp16 weight
 // and its input converted once), m16n8k16 with fp32 accumulation: half the bytes per tile of the f16 kernel, so the
 // tiles go 64 deep in k with more stages, and ldmatrix hands the fp16 fragments straight to the mma.
+
+#include <cuda_fp16.h>
+
+#include "mma.cuh"
 
 typedef long long i64;
 
@@ -42,14 +44,6 @@ __device__ __forceinline__ unsigned to_f16x2(float lo, float hi) {
     return r;
 }
 
-__device__ __forceinline__ void mma_f16(float* c, const unsigned* a, const unsigned* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 __device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsigned* b) {
     asm volatile(
         "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -58,31 +52,12 @@ __device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, const unsi
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// 16-byte asynchronous copy; bytes < 16 zero-fills the rest (bytes 0: all zeros, nothing read).
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, int bytes) {
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
-}
-
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, int bytes) {
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(d), "l"(src), "r"(bytes));
 }
 
-// Four 8x8 b16 matrices (8x4 fp32 blocks) from shared memory; lane l gives the address of row l%8 of matrix l/8.
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const float* rowAddress) {
-    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
 
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
 
 // Copies rows [r0, r0+ROWS) x columns [k0, k0+32) of a [rows, K] matrix (row stride ld) into a padded shared
 // tile, zeros outside the matrix. VEC: rows start 16-byte aligned, so 16-byte copies (a partial one at K's end).
@@ -124,58 +99,27 @@ __device__ __forceinline__ void tile_origin(i64 M, i64 N, int BN, i64& m0, i64& 
     n0 = inGroup / groupRows * BN;
 }
 
-// C = alpha * acc (+ bias) + beta * C for a warp's MT x NT fragments of m16n8 accumulators at (m0 + wm, n0 + wn).
+template <int NT>
+__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
+    for_each_accumulator<MT, NT>([&](int i, int j, int e, int, int) { acc[i][j][e] = 0.f; });
+}
+
+// C = alpha * acc (+ bias) + beta * C for a warp's MT x NT accumulator tiles at (m0 + wm, n0 + wn).
 template <int NT>
 __device__ __forceinline__ void store_tile(const float (&acc)[MT][NT][4], i64 M, i64 N, i64 m0, i64 n0, int wm, int wn,
                                            float alpha, const float* __restrict__ bias, float beta,
                                            float* __restrict__ C, i64 ldc) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const i64 m = m0 + wm + i * 16 + g + (e >> 1) * 8;
-                const i64 n = n0 + wn + j * 8 + tq * 2 + (e & 1);
-                if (m < M && n < N) {
-                    float* c = C + m * ldc + n;
-                    float v = alpha * acc[i][j][e];
-                    if (bias) v += bias[n];
-                    // beta == 0 ignores C's old contents (NaN included), as BLAS does
-                    *c = beta == 0.f ? v : v + beta * *c;
-                }
-            }
-}
-
-// The k loop both operand types share: tiles of K come through a cp.async pipeline of STAGES shared-memory stages.
-// load(stage, tile) issues tile's copies into stage; compute(stage) runs the products of the tile held there.
-template <int STAGES, typename Load, typename Compute>
-__device__ __forceinline__ void k_pipeline(i64 kTiles, Load load, Compute compute) {
-#pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < kTiles) load(s, (i64)s);
-        cp_async_commit();
-    }
-    for (i64 kt = 0; kt < kTiles; ++kt) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();  // tile kt has landed for every thread; the stage refilled below is no longer read
-        const i64 next = kt + STAGES - 1;
-        if (next < kTiles) load((int)(next % STAGES), next);
-        cp_async_commit();
-        compute((int)(kt % STAGES));
-    }
-    cp_async_wait<0>();
-}
-
-template <int NT>
-__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+    for_each_accumulator<MT, NT>([&](int i, int j, int e, int row, int col) {
+        const i64 m = m0 + wm + row;
+        const i64 n = n0 + wn + col;
+        if (m < M && n < N) {
+            float* c = C + m * ldc + n;
+            float v = alpha * acc[i][j][e];
+            if (bias) v += bias[n];
+            // beta == 0 ignores C's old contents (NaN included), as BLAS does
+            *c = beta == 0.f ? v : v + beta * *c;
+        }
+    });
 }
 
 enum Mode { TF32, TF32X3, F16 };
@@ -202,103 +146,94 @@ __device__ void gemm_nt(i64 M, i64 N, i64 K, float alpha, const float* __restric
 
     float acc[MT][NT][4];
     zero<NT>(acc);
-    const auto load = [&](int s, i64 tile) {
-        load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, tile * BK);
-        load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, tile * BK);
-    };
-    k_pipeline<STAGES>((K + BK - 1) / BK, load, [&](int stage) {
-        const float* a = As + stage * BM * LDS;
-        const float* b = Bs + stage * BN * LDS;
-        if constexpr (MODE == F16) {
-            // The k order inside a tile is free as long as A and B agree: in step s, lane tq reads the four floats at
-            // columns 8*tq + 4*s (one 16-byte load, conflict-free with the 36-float rows) and takes them as the
-            // fragment's k pairs {2tq, 2tq+1} and {2tq+8, 2tq+9}; the two steps cover the tile's 32 columns once.
+
+    pipelined_k_loop<STAGES>(
+        (K + BK - 1) / BK,
+        [&](int s, i64 kt) {
+            load_tile<BM, VEC>(As + s * BM * LDS, A, lda, M, K, m0, kt * BK);
+            load_tile<BN, VEC>(Bs + s * BN * LDS, B, ldb, N, K, n0, kt * BK);
+        },
+        [&](int s) {
+            const float* a = As + s * BM * LDS;
+            const float* b = Bs + s * BN * LDS;
+            if constexpr (MODE == F16) {
+                // The k order inside a tile is free as long as A and B agree: in step s, lane tq reads the four
+                // floats at columns 8*tq + 4*s (one 16-byte load, conflict-free with the 36-float rows) and takes them
+                // as the fragment's k pairs {2tq, 2tq+1} and {2tq+8, 2tq+9}; the two steps cover the tile's 32 columns
+                // once.
 #pragma unroll
-            for (int step = 0; step < 2; ++step) {
-                const int col = 8 * tq + 4 * step;
-                unsigned af[MT][4], bf[NT][2];
+                for (int step = 0; step < 2; ++step) {
+                    const int col = 8 * tq + 4 * step;
+                    unsigned af[MT][4], bf[NT][2];
 #pragma unroll
-                for (int i = 0; i < MT; ++i) {
-                    const float4 lo = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g) * LDS + col);
-                    const float4 hi = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g + 8) * LDS + col);
-                    af[i][0] = to_f16x2(lo.x, lo.y);
-                    af[i][1] = to_f16x2(hi.x, hi.y);
-                    af[i][2] = to_f16x2(lo.z, lo.w);
-                    af[i][3] = to_f16x2(hi.z, hi.w);
-                }
-#pragma unroll
-                for (int j = 0; j < NT; ++j) {
-                    const float4 v = *reinterpret_cast<const float4*>(b + (wn + j * 8 + g) * LDS + col);
-                    bf[j][0] = to_f16x2(v.x, v.y);
-                    bf[j][1] = to_f16x2(v.z, v.w);
-                }
-#pragma unroll
-                for (int i = 0; i < MT; ++i)
-#pragma unroll
-                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
-            }
-        } else {
-            constexpr bool SPLIT = MODE == TF32X3;
-#pragma unroll
-            for (int kk = 0; kk < BK; kk += 8) {
-                unsigned af[MT][4], bf[NT][2];
-                unsigned at[MT][4], bt[NT][2];
-#pragma unroll
-                for (int i = 0; i < MT; ++i) {
-                    unsigned raw[4];
-                    ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const float v = __uint_as_float(raw[e]);
-                        af[i][e] = to_tf32(v);
-                        if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                    for (int i = 0; i < MT; ++i) {
+                        const float4 lo = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g) * LDS + col);
+                        const float4 hi = *reinterpret_cast<const float4*>(a + (wm + i * 16 + g + 8) * LDS + col);
+                        af[i][0] = to_f16x2(lo.x, lo.y);
+                        af[i][1] = to_f16x2(hi.x, hi.y);
+                        af[i][2] = to_f16x2(lo.z, lo.w);
+                        af[i][3] = to_f16x2(hi.z, hi.w);
                     }
-                }
-#pragma unroll
-                for (int j = 0; j < NT; j += 2) {
-                    unsigned raw[4];
-                    ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const float v = __uint_as_float(raw[e]);
-                        unsigned& head = bf[j + (e >> 1)][e & 1];
-                        head = to_tf32(v);
-                        if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(head));
-                    }
-                }
-#pragma unroll
-                for (int i = 0; i < MT; ++i)
 #pragma unroll
                     for (int j = 0; j < NT; ++j) {
-                        if (SPLIT) {
-                            mma_tf32(acc[i][j], af[i], bt[j]);
-                            mma_tf32(acc[i][j], at[i], bf[j]);
-                        }
-                        mma_tf32(acc[i][j], af[i], bf[j]);
+                        const float4 v = *reinterpret_cast<const float4*>(b + (wn + j * 8 + g) * LDS + col);
+                        bf[j][0] = to_f16x2(v.x, v.y);
+                        bf[j][1] = to_f16x2(v.z, v.w);
                     }
+#pragma unroll
+                    for (int i = 0; i < MT; ++i)
+#pragma unroll
+                        for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+                }
+            } else {
+                constexpr bool SPLIT = MODE == TF32X3;
+#pragma unroll
+                for (int kk = 0; kk < BK; kk += 8) {
+                    unsigned af[MT][4], bf[NT][2];
+                    unsigned at[MT][4], bt[NT][2];
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) {
+                        unsigned raw[4];
+                        ldmatrix_x4(raw, a + (aRow + i * 16) * LDS + kk + aCol);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float v = __uint_as_float(raw[e]);
+                            af[i][e] = to_tf32(v);
+                            if (SPLIT) at[i][e] = to_tf32(v - __uint_as_float(af[i][e]));
+                        }
+                    }
+#pragma unroll
+                    for (int j = 0; j < NT; j += 2) {
+                        unsigned raw[4];
+                        ldmatrix_x4(raw, b + (bRow + j * 8) * LDS + kk + bCol);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float v = __uint_as_float(raw[e]);
+                            unsigned& head = bf[j + (e >> 1)][e & 1];
+                            head = to_tf32(v);
+                            if (SPLIT) bt[j + (e >> 1)][e & 1] = to_tf32(v - __uint_as_float(head));
+                        }
+                    }
+#pragma unroll
+                    for (int i = 0; i < MT; ++i)
+#pragma unroll
+                        for (int j = 0; j < NT; ++j) {
+                            if (SPLIT) {
+                                mma_tf32(acc[i][j], af[i], bt[j]);
+                                mma_tf32(acc[i][j], at[i], bf[j]);
+                            }
+                            mma_tf32(acc[i][j], af[i], bf[j]);
+                        }
+                }
             }
-        }
-    });
+        });
     store_tile<NT>(acc, M, N, m0, n0, wm, wn, alpha, bias, beta, C, ldc);
 }
-
 
 // ---- fp16 operands in device memory ------------------------------------------------------------------------
 
 constexpr int BKH = 64;        // k per tile, in halves
 constexpr int LDH = BKH + 8;   // padded shared row (144 bytes): ldmatrix's 8 row reads hit 32 distinct banks
-
-__device__ __forceinline__ void cp_async16h(__half* dst, const __half* src, int bytes) {
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(bytes));
-}
-
-__device__ __forceinline__ void ldmatrix_x4h(unsigned* r, const __half* rowAddress) {
-    const unsigned a = (unsigned)__cvta_generic_to_shared(rowAddress);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
 
 // Rows [r0, r0+ROWS) x columns [k0, k0+64) of a [rows, K] fp16 matrix into a padded shared tile, zeros outside.
 // VEC: rows start 16-byte aligned, so 16-byte asynchronous copies (a zero-filled partial one at K's end); otherwise
@@ -318,7 +253,7 @@ __device__ __forceinline__ void load_tile_h(__half* tile, const __half* __restri
         if (VEC) {
             const i64 left = rowIn ? K - gk : 0;
             const int bytes = left >= 8 ? 16 : (left > 0 ? (int)left * 2 : 0);
-            cp_async16h(dst, bytes > 0 ? g + gr * ld + gk : g, bytes);
+            cp_async16(dst, bytes > 0 ? g + gr * ld + gk : g, bytes);
         } else {
 #pragma unroll
             for (int e = 0; e < 8; ++e) {
@@ -349,33 +284,35 @@ __device__ void gemm_nt_half(i64 M, i64 N, i64 K, float alpha, const __half* __r
 
     float acc[MT][NT][4];
     zero<NT>(acc);
-    const auto load = [&](int s, i64 tile) {
-        load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, tile * BKH);
-        load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, tile * BKH);
-    };
-    k_pipeline<STAGES>((K + BKH - 1) / BKH, load, [&](int stage) {
-        const __half* a = As + stage * BM * LDH;
-        const __half* b = Bs + stage * BN * LDH;
+    pipelined_k_loop<STAGES>(
+        (K + BKH - 1) / BKH,
+        [&](int s, i64 kt) {
+            load_tile_h<BM, VEC>(As + s * BM * LDH, A, lda, M, K, m0, kt * BKH);
+            load_tile_h<BN, VEC>(Bs + s * BN * LDH, B, ldb, N, K, n0, kt * BKH);
+        },
+        [&](int s) {
+            const __half* a = As + s * BM * LDH;
+            const __half* b = Bs + s * BN * LDH;
 #pragma unroll
-        for (int kk = 0; kk < BKH; kk += 16) {
-            unsigned af[MT][4], bf[NT][2];
+            for (int kk = 0; kk < BKH; kk += 16) {
+                unsigned af[MT][4], bf[NT][2];
 #pragma unroll
-            for (int i = 0; i < MT; ++i) ldmatrix_x4h(af[i], a + (aRow + i * 16) * LDH + kk + aCol);
+                for (int i = 0; i < MT; ++i) ldmatrix_x4(af[i], a + (aRow + i * 16) * LDH + kk + aCol);
 #pragma unroll
-            for (int j = 0; j < NT; j += 2) {
-                unsigned r[4];
-                ldmatrix_x4h(r, b + (bRow + j * 8) * LDH + kk + bCol);
-                bf[j][0] = r[0];
-                bf[j][1] = r[1];
-                bf[j + 1][0] = r[2];
-                bf[j + 1][1] = r[3];
+                for (int j = 0; j < NT; j += 2) {
+                    unsigned r[4];
+                    ldmatrix_x4(r, b + (bRow + j * 8) * LDH + kk + bCol);
+                    bf[j][0] = r[0];
+                    bf[j][1] = r[1];
+                    bf[j + 1][0] = r[2];
+                    bf[j + 1][1] = r[3];
+                }
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
             }
-#pragma unroll
-            for (int i = 0; i < MT; ++i)
-#pragma unroll
-                for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
-        }
-    });
+        });
     store_tile<NT>(acc, M, N, m0, n0, wm, wn, alpha, bias, beta, C, ldc);
 }
 

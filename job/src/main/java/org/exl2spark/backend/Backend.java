@@ -1,9 +1,15 @@
 package org.exl2spark.backend;
 
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.exl2spark.io.Half;
+
 /**
  * The tensor operations the forward pass, the evaluation and GPTQ need, on fp32 row-major {@link Tensor}s that
- * this backend allocated (and a few on fp16 ones, see {@link #halfZeros}). Every operation works on whole tensors and names its layout, so a device backend can run
- * each one as a kernel with no host round trip; {@link CpuBackend} is the plain Java (plus BLAS) twin of each.
+ * this backend allocated (and a few on fp16 ones, see {@link #halfZeros}). Every operation works on whole tensors and
+ * names its layout, so a device backend can run each one as a kernel with no host round trip; {@link CpuBackend} is
+ * the plain Java (plus BLAS) twin of each.
  *
  * <p>Conventions: a tensor "seen as a matrix" is [rows, cols] with cols = its last dim and rows = the product of the
  * others. Sequence tensors are [batch, seqLen, features]; a token's position is its index in its sequence (every
@@ -41,6 +47,40 @@ public interface Backend extends AutoCloseable {
      * host array (a chunk of calibration rows) without an intermediate array.
      */
     Tensor uploadSlice(float[] data, int offset, long... shape);
+
+    /** Reads stored bytes, e.g. a checkpoint tensor's: fills {@code dst}'s remaining bytes with those from {@code offset} on. */
+    @FunctionalInterface
+    interface StoredBytes {
+        void read(long offset, ByteBuffer dst) throws IOException;
+    }
+
+    /**
+     * A tensor of {@code shape} from as many 16-bit little-endian floats read from {@code source}: fp16, or bfloat16
+     * when {@code bf16}, widened to fp32 (exactly; every 16-bit value is an fp32 value). A checkpoint's weights come
+     * this way, so that a device backend can move the 16-bit bytes and widen them where it computes. This default, the
+     * CPU twin, widens on the host.
+     */
+    default Tensor uploadWidened(StoredBytes source, boolean bf16, long... shape) throws IOException {
+        long n = Tensor.elementCount(shape);
+        if (n > HostTensor.MAX_ELEMENTS) {
+            throw new IllegalArgumentException("uploadWidened: shape " + java.util.Arrays.toString(shape) + " has " + n
+                    + " elements, more than a Java array holds (" + HostTensor.MAX_ELEMENTS + ")");
+        }
+        float[] out = new float[(int) n];
+        // 16 MiB read at a time
+        ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(2 * n, 16 << 20)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int done = 0; done < n; ) {
+            int k = (int) Math.min(n - done, chunk.capacity() / 2);
+            chunk.clear().limit(2 * k);
+            source.read(2L * done, chunk);
+            for (int i = 0; i < k; i++) {
+                short v = chunk.getShort(2 * i);
+                out[done + i] = bf16 ? Half.bf16ToFloat(v) : Half.toFloat(v);
+            }
+            done += k;
+        }
+        return upload(out, shape);
+    }
 
     /** A copy of the tensor's elements on the host (at most 2^31-9 of them); an fp16 tensor's exactly, as floats. */
     float[] download(Tensor t);
@@ -89,6 +129,21 @@ public interface Backend extends AutoCloseable {
 
     /** {@code gram += xᵀ·x} for x [rows, n] and gram [n, n] (the GPTQ Hessian accumulation); gram stays symmetric. */
     void accumulateGram(Tensor x, Tensor gram);
+
+    /**
+     * GPTQ's Hessian accumulation from fp16 activations, as ExLlamaV2's fp16 forward gives them (EXL2-SPEC F.1):
+     * {@code gram += hᵀ·h} with h = x rounded as {@link #roundToHalf} rounds it (x itself unchanged). Only gram's upper
+     * triangle (j ≥ i) is defined afterwards; {@link #finishHessian} makes the whole square symmetric. A product of two
+     * fp16 values is exact in fp32, so a backend may sum them on fp16 tensor cores with fp32 accumulation: the result
+     * differs from {@link #accumulateGram} of h only in the order of the additions. This default is that fp32 path
+     * (the CPU twin), which keeps the whole square symmetric.
+     */
+    default void accumulateHalfGram(Tensor x, Tensor gram) {
+        try (Tensor half = zeros(x.shape())) {
+            roundToHalf(x, half);
+            accumulateGram(half, gram);
+        }
+    }
 
     /** {@code out[r, :] = table[ids[r], :]}; out [ids.length, hidden] (any leading dims with that row count). */
     void embed(int[] ids, Tensor table, Tensor out);

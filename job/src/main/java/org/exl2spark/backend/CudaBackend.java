@@ -9,8 +9,10 @@ import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.ForwardKernels;
 import org.exl2spark.kernels.GpuContext;
+import org.exl2spark.kernels.HalfKernels;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
+import org.exl2spark.plan.DeviceBytes;
 
 /**
  * The backend on one GPU: {@link DeviceTensor}s in a device-memory pool of this backend's own (closing the backend
@@ -21,9 +23,9 @@ import org.exl2spark.kernels.TensorCoreGemm.Precision;
  * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
  * layer's output, 2.8× the rate of split TF32, which matches fp32), and with fp16 operands inside a {@link #linearMode}
  * scope of {@code FAST}; {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
- * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). A FAST linear with an fp16 weight
- * ({@link #halfZeros}) converts its input to fp16 in a temporary and runs the fp16-storage GEMM (half the operand
- * bytes of FP16's fp32 tiles). CPU twins: {@link CpuBackend}.
+ * {@link #accumulateGram} in plain fp32, {@link #accumulateHalfGram} (whose products are exact) on the fp16 tensor
+ * cores. A FAST linear with an fp16 weight ({@link #halfZeros}) converts its input to fp16 in a temporary and runs the
+ * fp16-operand GEMM (half the operand bytes of FP16's fp32 tiles). CPU twins: {@link CpuBackend}.
  */
 public final class CudaBackend implements Backend {
     private final GpuContext context;
@@ -31,6 +33,7 @@ public final class CudaBackend implements Backend {
     private final DenseKernels dense;
     private final ForwardKernels forward;
     private final TensorCoreGemm tensorCores;
+    private final HalfKernels half;
     private final Precision linearPrecision;
     /** What {@link #linear} runs at now: linearPrecision, or FP16 inside a FAST {@link #linearMode} scope. */
     private Precision activePrecision;
@@ -44,13 +47,15 @@ public final class CudaBackend implements Backend {
     public CudaBackend(GpuContext context, long budgetBytes, Precision linearPrecision) {
         this.context = context.makeCurrent();
         // the kernel images load now (once per device), so a jar built without nvcc fails here, by name
-        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY,
+                HalfKernels.FAMILY)) {
             context.module(family);
         }
         this.memory = new DeviceMemory(context, budgetBytes);
         this.dense = new DenseKernels(context);
         this.forward = new ForwardKernels(context);
         this.tensorCores = new TensorCoreGemm(context);
+        this.half = new HalfKernels(context);
         this.linearPrecision = linearPrecision;
         this.activePrecision = linearPrecision;
         this.gptq = new CudaGptq(memory);
@@ -124,6 +129,41 @@ public final class CudaBackend implements Backend {
         DeviceTensor t = allocate("uploaded tensor", shape);
         t.buffer().copyFromHost(data, offset, (int) n, 0);
         return t;
+    }
+
+    /** 16-bit values staged on the device this many bytes at a time, each part widened by a kernel. */
+    private static final long WIDEN_STAGE_BYTES = 64L << 20;
+
+    /**
+     * The 16-bit bytes go from the source into the pinned slab and to a device staging buffer (at most 64 MiB), where
+     * a kernel widens them into the tensor: half the bytes of an fp32 upload cross PCIe and the host converts nothing.
+     */
+    @Override
+    public DeviceTensor uploadWidened(StoredBytes source, boolean bf16, long... shape) throws java.io.IOException {
+        long n = Tensor.elementCount(shape);
+        DeviceTensor t = allocate("widened tensor", shape);
+        if (n == 0) {
+            return t;
+        }
+        DeviceBuffer staged = null;
+        try {
+            staged = memory.allocate("16-bit staging", Math.min(2 * n, WIDEN_STAGE_BYTES));
+            for (long done = 0; done < n; ) {
+                long k = Math.min(n - done, staged.bytes() / 2);
+                long first = done;
+                staged.copyFromSource((offset, dst) -> source.read(2 * first + offset, dst), 2 * k, 0);
+                half.widen(staged, bf16, t.buffer(), done, k);
+                done += k;
+            }
+            return t;
+        } catch (java.io.IOException | RuntimeException e) {
+            t.close();
+            throw e;
+        } finally {
+            if (staged != null) {
+                memory.free(staged);
+            }
+        }
     }
 
     @Override
@@ -233,6 +273,26 @@ public final class CudaBackend implements Backend {
         ShapeChecks.gram(x, gram);
         dense.accumulateGram(dx.matrix(), dg.matrix());
         dense.symmetrize(dg.matrix(), 1f);
+    }
+
+    /**
+     * x rounded once into a zero-padded fp16 copy ({@link DeviceBytes#halfGramOperand} bytes, freed on return), then
+     * the upper triangle on the fp16 tensor cores with fp32 accumulation; the lower triangle is left for
+     * {@link #finishHessian} to mirror (once, instead of once per chunk).
+     */
+    @Override
+    public void accumulateHalfGram(Tensor x, Tensor gram) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dg = device(gram, "gram");
+        ShapeChecks.gram(x, gram);
+        DeviceBuffer operand = memory.allocate("fp16 Gram operand " + x.rows() + "×" + x.cols(),
+                Math.max(1, DeviceBytes.halfGramOperand(x.rows(), x.cols())));
+        try {
+            half.accumulateGram(dx.matrix(), operand, dg.matrix());
+        } finally {
+            // cuMemFree waits for the queued kernels that read the operand
+            memory.free(operand);
+        }
     }
 
     // ---- row-wise operations --------------------------------------------------------------------------------

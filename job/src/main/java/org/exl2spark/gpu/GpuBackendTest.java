@@ -37,7 +37,9 @@ import org.exl2spark.quant.BlockCandidate;
  * its perplexity evaluation and its layer 0 measurement on both backends. Prints PASS/FAIL/PERF lines and a summary;
  * exits 1 on a failure.
  *
- * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]</pre>
+ * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]
+ *     [--only SECTION,SECTION]</pre>
+ * ({@code --only} runs only the named sections, e.g. {@code operations vs CpuBackend}, as GpuSelfTest's does).
  */
 public final class GpuBackendTest {
     /** The acceptance bound on the GPU eval's perplexity against the CPU's. */
@@ -47,6 +49,8 @@ public final class GpuBackendTest {
     private final CpuBackend cpu;
     private final SplittableRandom random;
     private final CheckReport report = new CheckReport();
+    /** The sections to run (null: all). */
+    private List<String> only;
 
     private GpuBackendTest(GpuContext ctx, CpuBackend cpu, long seed) {
         this.ctx = ctx;
@@ -64,12 +68,14 @@ public final class GpuBackendTest {
         long seed = System.nanoTime();
         Path fixture = null;
         boolean perf = true;
+        List<String> only = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[++i]);
                 case "--seed" -> seed = Long.parseLong(args[++i]);
                 case "--fixture" -> fixture = Path.of(args[++i]);
                 case "--no-perf" -> perf = false;
+                case "--only" -> only = List.of(args[++i].split(","));
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -84,6 +90,7 @@ public final class GpuBackendTest {
         try (CpuBackend cpu = new CpuBackend()) {
             System.out.println("CPU twin: " + cpu.describe());
             GpuBackendTest t = new GpuBackendTest(ctx, cpu, seed);
+            t.only = only;
             t.section("operations vs CpuBackend", t::operations);
             t.section("device memory on failure", t::memoryOnFailure);
             if (perf) {
@@ -99,6 +106,9 @@ public final class GpuBackendTest {
     }
 
     private void section(String name, Section body) {
+        if (only != null && !only.contains(name)) {
+            return;
+        }
         System.out.println("== " + name);
         long t0 = System.nanoTime();
         try {
@@ -123,13 +133,15 @@ public final class GpuBackendTest {
         return new CudaBackend(ctx, DeviceMemory.defaultBudget(ctx), linear);
     }
 
-    private void operations() {
+    private void operations() throws java.io.IOException {
         try (CudaBackend fast = gpu(Precision.TF32); CudaBackend exact = gpu(Precision.TF32X3);
                 CudaBackend half = gpu(Precision.FP16)) {
             linear(fast, exact, half);
             halfStorage(exact);
             matmul(fast);
             gram(fast);
+            halfGram(fast);
+            uploadWidened(fast);
             rowOps(fast);
             attention(fast);
             int live = fast.memory().liveCount() + exact.memory().liveCount() + half.memory().liveCount();
@@ -403,6 +415,71 @@ public final class GpuBackendTest {
                 asymmetric));
     }
 
+    /**
+     * accumulateHalfGram (fp16 tensor cores, upper triangle) finished by finishHessian (mirror, ÷ rows) against the CPU
+     * twin (round to fp16, fp32 Gram, ÷ rows), over two chunks whose shapes are not multiples of the tiles.
+     */
+    private void halfGram(CudaBackend gpu) {
+        int n = 777;
+        int[] chunks = {100, 33};
+        float[][] xs = {gaussian(chunks[0] * n, 1), gaussian(chunks[1] * n, 1)};
+        float[][] cpuGpu = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int b = 0; b < 2; b++) {
+            try (Tensor g = backends[b].zeros(n, n)) {
+                for (int c = 0; c < 2; c++) {
+                    try (Tensor x = backends[b].upload(xs[c].clone(), chunks[c], n)) {
+                        backends[b].accumulateHalfGram(x, g);
+                    }
+                }
+                backends[b].finishHessian(g, chunks[0] + chunks[1]);
+                cpuGpu[b] = backends[b].download(g);
+            }
+        }
+        int asymmetric = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                asymmetric += cpuGpu[1][i * n + j] != cpuGpu[1][j * n + i] ? 1 : 0;
+            }
+        }
+        double err = scaledErr(cpuGpu[1], cpuGpu[0]);
+        expect(err < 1e-5 && asymmetric == 0, "accumulateHalfGram 100+33×777 + finishHessian", String.format(
+                Locale.ROOT, "fp16 tensor cores vs CPU twin: max error %.2e of max |h|, %d asymmetric pairs", err,
+                asymmetric));
+    }
+
+    /**
+     * uploadWidened (16-bit bytes through the pinned slab, widened on the device in 64 MiB parts) against the CPU
+     * twin's host widening, fp16 and bf16: every 16-bit pattern, then random ones up to a length that leaves a partial
+     * last part; NaNs compared as NaNs.
+     */
+    private void uploadWidened(CudaBackend gpu) throws java.io.IOException {
+        int n = (32 << 20) + 12345;
+        byte[] bytes = new byte[2 * n];
+        for (int i = 0; i < n; i++) {
+            int v = i < 65536 ? i : random.nextInt(65536);
+            bytes[2 * i] = (byte) v;
+            bytes[2 * i + 1] = (byte) (v >>> 8);
+        }
+        Backend.StoredBytes source = (offset, dst) -> dst.put(bytes, (int) offset, dst.remaining());
+        for (boolean bf16 : new boolean[] {false, true}) {
+            float[] want;
+            float[] got;
+            try (Tensor c = cpu.uploadWidened(source, bf16, n); Tensor g = gpu.uploadWidened(source, bf16, n)) {
+                want = cpu.download(c);
+                got = gpu.download(g);
+            }
+            int differ = 0;
+            for (int i = 0; i < n; i++) {
+                boolean same = Float.isNaN(want[i]) ? Float.isNaN(got[i])
+                        : Float.floatToRawIntBits(want[i]) == Float.floatToRawIntBits(got[i]);
+                differ += same ? 0 : 1;
+            }
+            expect(differ == 0, "uploadWidened " + (bf16 ? "bf16" : "fp16") + " " + n + " values",
+                    differ + " values differ from the CPU twin's widening (every 16-bit pattern included)");
+        }
+    }
+
     private static float[] gramOn(Backend be, float[] x, float[] start, int rows, int n) {
         try (Tensor tx = be.upload(x.clone(), rows, n); Tensor tg = be.upload(start.clone(), n, n)) {
             be.accumulateGram(tx, tg);
@@ -674,6 +751,9 @@ public final class GpuBackendTest {
                         false, b.matrix(), c.matrix(), 1f, 0f)));
                 perfFlops("accumulateGram (fp32 SIMT, upper half + mirror) n 8192, 8192 rows", 1.0 * n * (n + 1) * n,
                         median(3, () -> gpu.accumulateGram(a, c)));
+                perfFlops("accumulateHalfGram (fp16 tensor cores, upper half, rounding and operand allocation"
+                        + " included) n 8192, 8192 rows", 1.0 * n * (n + 1) * n, median(3,
+                        () -> gpu.accumulateHalfGram(a, c)));
             }
             // the 110B MLP projections: 32768 tokens through 8192 → 49152 (gate, up) and 49152 → 8192 (down)
             int tokens = 32768;

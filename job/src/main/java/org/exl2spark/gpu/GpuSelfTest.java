@@ -17,6 +17,7 @@ import org.exl2spark.backend.CodePacking;
 import org.exl2spark.backend.CpuGptq;
 import org.exl2spark.backend.CudaGptq;
 import org.exl2spark.backend.Tensor;
+import org.exl2spark.io.Half;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.CudaRuntime;
@@ -31,6 +32,7 @@ import org.exl2spark.kernels.ForwardKernels;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.GpuTimer;
 import org.exl2spark.kernels.GptqKernels;
+import org.exl2spark.kernels.HalfKernels;
 import org.exl2spark.kernels.KernelImages;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.quant.AdaptiveGptq;
@@ -41,8 +43,9 @@ import org.netlib.util.intW;
 /**
  * Runs every CUDA kernel against its CPU twin on fresh random inputs (seed printed) and prints one PASS/FAIL line per
  * check, PERF lines with device timings, and a summary; exits 1 if anything failed. Includes a 49152-wide Hessian
- * (2.4·10⁹ elements, past 32-bit indexing) accumulated on the device and checked entry by entry against fp64 dot
- * products, then factored into the GPTQ inverse factor and checked through U·H·Uᵀ = I.
+ * (2.4·10⁹ elements, past 32-bit indexing) accumulated from fp16 activations on the tensor cores, as tasks do, and
+ * checked entry by entry against fp64 dot products, then factored into the GPTQ inverse factor and checked through
+ * U·H·Uᵀ = I.
  *
  * <pre>java -cp ... org.exl2spark.gpu.GpuSelfTest [--device N] [--seed S] [--big-n 49152] [--big-rows 4096] [--no-big]
  *     [--only GROUP,GROUP]</pre>
@@ -50,6 +53,8 @@ import org.netlib.util.intW;
 public final class GpuSelfTest {
     /** The ceilings figures are compared with: an H100 SXM's fp32 (non-tensor) rate and its measured copy rate. */
     private static final double PEAK_FP32 = 60e12;
+    /** torch's bf16 tensor-core matmul as measured on the H100 (docs/BENCHMARKS.md): the 16-bit ceiling in reach. */
+    private static final double PEAK_TENSOR16 = 790e12;
     private static final BLAS DBLAS = BLAS.getInstance();
     private static final LAPACK DLAPACK = LAPACK.getInstance();
 
@@ -57,6 +62,7 @@ public final class GpuSelfTest {
     private final DenseKernels dense;
     private final CholeskyKernels cholesky;
     private final GptqKernels gptq;
+    private final HalfKernels half;
     private final long seed;
     /** Names of the check groups to run (e.g. "find_params,quantize group"), or null for all. */
     private final Set<String> only;
@@ -72,6 +78,7 @@ public final class GpuSelfTest {
         this.dense = new DenseKernels(ctx);
         this.cholesky = new CholeskyKernels(dense);
         this.gptq = new GptqKernels(dense);
+        this.half = new HalfKernels(ctx);
         this.seed = seed;
         this.random = new SplittableRandom(seed);
     }
@@ -188,7 +195,7 @@ public final class GpuSelfTest {
 
     private void images(DeviceMemory memory) {
         for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY,
-                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY, HalfKernels.FAMILY)) {
             GpuContext.LoadedModule m = ctx.module(family);
             expect(m.image().kind() == KernelImages.Kind.CUBIN || ctx.device().capability().arch() > 90,
                     "image " + family, "loaded " + m.image() + " on compute " + ctx.device().capability());
@@ -466,6 +473,109 @@ public final class GpuSelfTest {
         perfFlops("hessian accumulate n=8192 rows=8192 (upper half, n(n+1)·rows flops)", (double) pn * (pn + 1) * rows,
                 median(3, () -> dense.accumulateGram(px, ph)));
         perfBytes("hessian symmetrize n=8192", 2.0 * pn * pn * 4, median(3, () -> dense.symmetrize(ph, 1f)));
+        memory.free(ph.buffer());
+        memory.free(px.buffer());
+        halfGram(memory);
+        // the quantization pass's shapes: a chunk of 2 × 2048 tokens into down_proj's Hessian, 4 × 2048 into q/k/v's
+        for (int[] shape : new int[][] {{8192, 8192}, {8192, 4096}, {49152, 4096}}) {
+            int gn = shape[0];
+            int tokens = shape[1];
+            DeviceMatrix gh = memory.matrix("perf H", gn, gn);
+            DeviceMatrix gx = memory.matrix("perf X", tokens, gn);
+            fillRandom(gx);
+            gh.buffer().zero();
+            DeviceBuffer operand = memory.allocate("perf fp16 operand", HalfKernels.operandBytes(tokens, gn));
+            for (HalfKernels.GramVariant v : List.of(HalfKernels.GramVariant.K32, HalfKernels.GramVariant.K64)) {
+                HalfKernels kernels = new HalfKernels(ctx, v);
+                perfTensor16("hessian accumulate, fp16 tensor cores (" + v + "), n=" + gn + " rows=" + tokens
+                        + " (operand rounding included)", (double) gn * (gn + 1) * tokens,
+                        median(3, () -> kernels.accumulateGram(gx, operand, gh)));
+            }
+            memory.free(operand);
+            memory.free(gh.buffer());
+            memory.free(gx.buffer());
+        }
+    }
+
+    private void perfTensor16(String what, double flops, double ms) {
+        double rate = flops / (ms / 1e3);
+        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.1f TFLOP/s = %.0f%% of %.0f TFLOP/s (16-bit tensor cores)",
+                what, ms, rate / 1e12, 100 * rate / PEAK_TENSOR16, PEAK_TENSOR16 / 1e12));
+    }
+
+    /**
+     * The fp16 Gram (HalfKernels) against fp64 sums of the rounded values, beside its CPU twin's error
+     * ({@code Backend.accumulateHalfGram}'s default: round to fp16, fp32 Gram): two chunks onto a zero upper triangle
+     * whose strict lower triangle holds a marker that must survive. The bound is the 49152-wide check's. Shapes cross the 128 × 256 tiles, the 16-group of row tiles, the 32-token k
+     * step and the 8-column padding; one x is a view with an unaligned row stride, one has values past fp16's range.
+     */
+    private void halfGram(DeviceMemory memory) {
+        int[][] shapes = {{1, 1}, {31, 7}, {33, 129}, {100, 300}, {517, 1000}, {64, 2056}, {40, 4100}};
+        float marker = 12345f;
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int n = s[1];
+            boolean view = n == 300;
+            boolean outOfRange = n == 129;
+            float[] x1 = gaussian(rows * n, 1f);
+            float[] x2 = gaussian(rows * n, 1f);
+            if (outOfRange) {
+                x1[0] = 70000f;
+                x2[n + 1] = -1e6f;
+            }
+            float[] start = new float[n * n];
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < i; j++) {
+                    start[i * n + j] = marker;
+                }
+            }
+            DeviceMatrix g = memory.matrix("half gram", n, n);
+            g.upload(start);
+            DeviceBuffer operand = memory.allocate("fp16 operand", HalfKernels.operandBytes(rows, n));
+            for (float[] x : List.of(x1, x2)) {
+                DeviceMatrix dx = place(memory, "half gram x", rows, n, x, view);
+                half.accumulateGram(dx, operand, g);
+                memory.free(dx.buffer());
+            }
+            float[] got = g.download();
+            memory.free(g.buffer());
+            memory.free(operand);
+
+            Tensor tg = cpu.zeros(n, n);
+            cpu.accumulateHalfGram(cpu.upload(x1.clone(), rows, n), tg);
+            cpu.accumulateHalfGram(cpu.upload(x2.clone(), rows, n), tg);
+            float[] twin = cpu.download(tg);
+            double[] ref = new double[n * n];
+            for (float[] x : List.of(x1, x2)) {
+                double[] h = new double[x.length];
+                for (int i = 0; i < x.length; i++) {
+                    h[i] = Half.toFloat(Half.fromFloat(Math.max(-65504f, Math.min(65504f, x[i]))));
+                }
+                DBLAS.dgemm("N", "T", n, n, rows, 1.0, h, 0, n, h, 0, n, 1.0, ref, 0, n);
+            }
+            double errGpu = 0;
+            double errTwin = 0;
+            int lowerChanged = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    if (j < i) {
+                        lowerChanged += got[i * n + j] != marker ? 1 : 0;
+                        continue;
+                    }
+                    double scale = Math.sqrt(ref[i * n + i] * ref[j * n + j]);
+                    errGpu = Math.max(errGpu, nanInf(Math.abs(got[i * n + j] - ref[i * n + j]) / scale));
+                    errTwin = Math.max(errTwin, nanInf(Math.abs(twin[i * n + j] - ref[i * n + j]) / scale));
+                }
+            }
+            expect(errGpu < 1e-5 && lowerChanged == 0,
+                    "fp16 gram " + rows + "×" + n + (view ? " (strided view)" : "") + (outOfRange ? " (clamped)" : ""),
+                    String.format(Locale.ROOT, "2 chunks, upper triangle vs fp64 of the fp16 values: max |err|/sqrt(Hii·Hjj)"
+                            + " GPU %.2e, CPU twin %.2e; strict lower changed %d", errGpu, errTwin, lowerChanged));
+        }
+    }
+
+    private static double nanInf(double e) {
+        return Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -1118,15 +1228,17 @@ public final class GpuSelfTest {
         long t0 = System.nanoTime();
         float[] x = new float[Math.multiplyExact(rows, n)];
         long xSeed = random.nextLong();
+        // fp16 values, as the tasks' Hessians see them: the fp64 references below sum exactly what the kernel does
         IntStream.range(0, rows).parallel().forEach(r -> {
             SplittableRandom rr = new SplittableRandom(xSeed + r);
             for (int c = 0; c < n; c++) {
-                x[r * n + c] = (float) rr.nextGaussian();
+                x[r * n + c] = Half.toFloat(Half.fromFloat((float) rr.nextGaussian()));
             }
         });
         System.out.printf(Locale.ROOT, "      host X generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
         DeviceMatrix h = memory.matrix("big H", n, n);
         DeviceMatrix xs = memory.matrix("X chunk", chunk, n);
+        DeviceBuffer operand = memory.allocate("X chunk fp16", HalfKernels.operandBytes(chunk, n));
         h.buffer().zero();
         int batches = rows / chunk;
         double accMs = 0;
@@ -1134,15 +1246,15 @@ public final class GpuSelfTest {
             for (int b = 0; b < batches; b++) {
                 xs.upload(0, chunk, x, b * chunk * n);
                 timer.start();
-                dense.accumulateGram(xs, h);
+                half.accumulateGram(xs, operand, h);
                 accMs += timer.stopMillis();
             }
             timer.start();
             dense.symmetrize(h, batches);
             perfBytes("symmetrize n=" + n, 2.0 * elements * 4, timer.stopMillis());
         }
-        perfFlops("hessian accumulate n=" + n + " from " + rows + " rows in chunks of " + chunk,
-                (double) n * (n + 1) * rows, accMs);
+        perfTensor16("hessian accumulate, fp16 tensor cores, n=" + n + " from " + rows + " rows in chunks of " + chunk
+                + " (operand rounding included)", (double) n * (n + 1) * rows, accMs);
 
         // whole rows (upper and mirrored lower parts, flat offsets past 2^31) and scattered entries vs fp64 dots
         int[] sampleRows = {0, 1, 12345, 43690, 43691, n - 2, n - 1};
@@ -1190,10 +1302,11 @@ public final class GpuSelfTest {
             worst = Math.max(worst, Double.isNaN(e) ? Double.POSITIVE_INFINITY : e);
             checked++;
         }
-        expect(worst < 1e-5, "hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
+        expect(worst < 1e-5, "fp16 hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
                 "%d entries (%d whole rows incl. row %d at flat offset %d, 2000 random): max |err|/sqrt(Hii·Hjj) %.2e",
                 checked, sampleRows.length, n - 1, (long) (n - 1) * n, worst));
         memory.free(xs.buffer());
+        memory.free(operand);
 
         // GPTQ damping, then U with H⁻¹ = UᵀU; checked through (U·H·Uᵀ)[i][j] = δij with H kept in a copy
         double mean = Arrays.stream(diag).sum() / n;

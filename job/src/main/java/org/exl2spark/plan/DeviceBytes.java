@@ -49,6 +49,14 @@ public final class DeviceBytes {
         return rows * cols + 4 * rows * cols + 4 * block * cols + scaleSearch(cols, group);
     }
 
+    /**
+     * The zero-padded fp16 copy of activations x [rows, n] that {@code Backend.accumulateHalfGram} makes on the device
+     * (HalfKernels.operandBytes: rows padded to 64, columns to 8).
+     */
+    public static long halfGramOperand(long rows, long n) {
+        return 2 * ((rows + 63) / 64 * 64) * ((n + 7) / 8 * 8);
+    }
+
     /** Rows of the in-place act-order permutation's temporary panel for an n × n matrix (at least one). */
     public static long permutePanelRows(long n) {
         return Math.max(1, Math.min(n, CHOLESKY_PANEL / (4 * Math.max(1, n))));

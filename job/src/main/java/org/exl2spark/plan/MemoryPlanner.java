@@ -108,7 +108,7 @@ public final class MemoryPlanner {
         int uploads = resident ? 1 : scoringPasses(block, candidates, slots).size();
         return forwardSeconds(block, rows, tokens, rates.gemmFlops())
                 + states / rates.hostToDevice() + states / rates.deviceToHost()
-                + candidates.size() * forwardSeconds(block, rows, tokens, rates.fastGemmFlops())
+                + candidates.size() * forwardSeconds(block, rows, tokens, rates.halfWeightFlops())
                 + uploads * 2 * states / rates.hostToDevice()
                 + hessianSeconds(block, (long) rows * tokens) + prepareSeconds(block)
                 + gptqRuns(block, candidates, slots) * meanGptqSeconds(block);
@@ -129,7 +129,8 @@ public final class MemoryPlanner {
                     + " preparation, a " + chunk + "-row forward chunk " + TaskPlan.bytes(act) + " and a GPTQ run "
                     + TaskPlan.bytes(gptqPeak));
         }
-        double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
+        // the Hessians' forward stops before the output projection and runs its linears FAST (BlockQuantization)
+        double seconds = forwardSeconds(block, rows, tokens, rates.fastGemmFlops(), false)
                 + statesBytes(rows, tokens) / rates.hostToDevice() + hessianSeconds(block, (long) rows * tokens)
                 + prepareSeconds(block) + block.linears().size() * meanGptqSeconds(block);
         return new TaskPlan(TaskPlan.Kind.QUANTIZE_GROUP, block.key(), shape(block), peak, chunk, 0, false,
@@ -249,9 +250,9 @@ public final class MemoryPlanner {
     }
 
     /**
-     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16-rounded
-     * copy of the widest linear input that Hessian collection makes (whose room also covers the fp16 copy of a FAST
-     * linear's input, half as big, in the measurement's candidate forwards).
+     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16 copy of
+     * the widest linear input that Hessian collection makes (whose room also covers the fp16 copy of a FAST linear's
+     * input, in the measurement's candidate forwards, which collect no Hessians).
      */
     long activationBytes(BlockSpec block, long rows, long tokens) {
         long width = 2L * arch.hiddenSize();
@@ -260,11 +261,11 @@ public final class MemoryPlanner {
             width += l.outFeatures();
             widestInput = Math.max(widestInput, l.inFeatures());
         }
-        width += widestInput;
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             width += (long) arch.numHeads() * arch.headDim();
         }
-        return F * rows * tokens * width + F * tokens * arch.headDim();
+        return F * rows * tokens * width + F * tokens * arch.headDim()
+                + DeviceBytes.halfGramOperand(rows * tokens, widestInput);
     }
 
     private static long weightBytes(BlockSpec block) {
@@ -320,9 +321,16 @@ public final class MemoryPlanner {
     }
 
     private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops) {
+        return forwardSeconds(block, rows, tokens, linearFlops, true);
+    }
+
+    private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops,
+            boolean outputProjection) {
         double flops = 0;
         for (LinearSpec l : block.linears()) {
-            flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
+            if (outputProjection || !l.shortName().equals(block.outputProjection())) {
+                flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
+            }
         }
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             // QKᵀ and PV over the causal half

@@ -200,6 +200,53 @@ public abstract class BackendContract {
         }
     }
 
+    /**
+     * The Gram of fp16-rounded inputs (values past ±65504 clamped), finished into a symmetric Hessian, against fp64
+     * sums of the same fp16 values; x is left as it was. Shapes: one row and one column, rows and columns that are
+     * not multiples of 16/32 or of a device's tiles, two chunks.
+     */
+    @Test
+    void halfGramIsTheGramOfFp16RoundedInputsFinishedSymmetric() {
+        int[][] shapes = {{1, 1}, {15, 7}, {33, 129}, {257, 300}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int n = s[1];
+            float[] x1 = gaussian(rows * n, 3);
+            float[] x2 = gaussian(rows * n, 3);
+            x1[0] = 70000f;
+            x2[x2.length - 1] = -1e6f;
+            double[] expected = new double[n * n];
+            for (float[] x : new float[][] {x1, x2}) {
+                float[] h = new float[x.length];
+                for (int i = 0; i < x.length; i++) {
+                    h[i] = org.exl2spark.io.Half.toFloat(org.exl2spark.io.Half.fromFloat(
+                            Math.max(-65504f, Math.min(65504f, x[i]))));
+                }
+                double[] g = ReferenceOps.matmul(h, true, h, false, null, n, n, rows, 1, 0);
+                for (int i = 0; i < expected.length; i++) {
+                    expected[i] += g[i] / (2.0 * rows);
+                }
+            }
+            try (Tensor g = backend.zeros(n, n); Tensor t1 = upload(x1, rows, n); Tensor t2 = upload(x2, rows, n)) {
+                backend.accumulateHalfGram(t1, g);
+                backend.accumulateHalfGram(t2, g);
+                backend.finishHessian(g, 2L * rows);
+                float[] got = backend.download(g);
+                double worst = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        double scale = Math.sqrt(expected[i * n + i] * expected[j * n + j]);
+                        worst = Math.max(worst, Math.abs(got[i * n + j] - expected[i * n + j]) / scale);
+                        assertEquals(got[i * n + j], got[j * n + i], rows + "×" + n + ": not symmetric at " + i + ","
+                                + j);
+                    }
+                }
+                assertTrue(worst <= 2e-6, rows + "×" + n + ": max |error|/sqrt(Hii·Hjj) " + worst);
+                assertArrayEquals(x1, backend.download(t1), "x is unchanged");
+            }
+        }
+    }
+
     @Test
     void embedGathersRowsAndRejectsUnknownIds() {
         int vocab = 50;
