@@ -99,22 +99,9 @@ __device__ void gram_upper(i64 n, i64 kPad, const __half* __restrict__ xh, i64 l
             const __half* b = Bs + s * BK * LDB;
 #pragma unroll
             for (int kk = 0; kk < BK; kk += 16) {
-                unsigned af[MT][4], bf[NT][2];
-#pragma unroll
-                for (int i = 0; i < MT; ++i) ldmatrix_x4<true>(af[i], a + (kk + aK) * LDA + wm + i * 16 + aM);
-#pragma unroll
-                for (int j = 0; j < NT; j += 2) {
-                    unsigned r[4];
-                    ldmatrix_x4<true>(r, b + (kk + bK) * LDB + wn + j * 8 + bN);
-                    bf[j][0] = r[0];
-                    bf[j][1] = r[1];
-                    bf[j + 1][0] = r[2];
-                    bf[j + 1][1] = r[3];
-                }
-#pragma unroll
-                for (int i = 0; i < MT; ++i)
-#pragma unroll
-                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+                mma_f16_k16_step<true>(
+                        acc, [&](int i) { return a + (kk + aK) * LDA + wm + i * 16 + aM; },
+                        [&](int j) { return b + (kk + bK) * LDB + wn + j * 8 + bN; });
             }
         });
 

@@ -43,6 +43,31 @@ static __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* rowA
     }
 }
 
+// One k16 step of a warp's MT x NT grid of m16n8 tiles, fragments from shared memory through ldmatrix (transposed
+// with TRANS): aAddress(i) is this lane's row address for m-tile i, bAddress(j) for n-tiles j and j + 1 (one
+// ldmatrix_x4 feeds two n-tiles, so NT is even).
+template <bool TRANS, int MT, int NT, typename AAddress, typename BAddress>
+static __device__ __forceinline__ void mma_f16_k16_step(float (&acc)[MT][NT][4], AAddress aAddress,
+                                                        BAddress bAddress) {
+    static_assert(NT % 2 == 0, "n-tiles come in pairs");
+    unsigned af[MT][4], bf[NT][2];
+#pragma unroll
+    for (int i = 0; i < MT; ++i) ldmatrix_x4<TRANS>(af[i], aAddress(i));
+#pragma unroll
+    for (int j = 0; j < NT; j += 2) {
+        unsigned r[4];
+        ldmatrix_x4<TRANS>(r, bAddress(j));
+        bf[j][0] = r[0];
+        bf[j][1] = r[1];
+        bf[j + 1][0] = r[2];
+        bf[j + 1][1] = r[3];
+    }
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+}
+
 // The cp.async k loop of a tiled product: STAGES - 1 k tiles in flight while one is computed. load(stage, kTile)
 // issues the copies of k tile kTile into shared stage `stage`; compute(stage) reads a stage whose copies have landed
 // for every thread of the block. Waits for all copies before returning.

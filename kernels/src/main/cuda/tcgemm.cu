@@ -295,22 +295,9 @@ __device__ void gemm_nt_half(i64 M, i64 N, i64 K, float alpha, const __half* __r
             const __half* b = Bs + s * BN * LDH;
 #pragma unroll
             for (int kk = 0; kk < BKH; kk += 16) {
-                unsigned af[MT][4], bf[NT][2];
-#pragma unroll
-                for (int i = 0; i < MT; ++i) ldmatrix_x4(af[i], a + (aRow + i * 16) * LDH + kk + aCol);
-#pragma unroll
-                for (int j = 0; j < NT; j += 2) {
-                    unsigned r[4];
-                    ldmatrix_x4(r, b + (bRow + j * 8) * LDH + kk + bCol);
-                    bf[j][0] = r[0];
-                    bf[j][1] = r[1];
-                    bf[j + 1][0] = r[2];
-                    bf[j + 1][1] = r[3];
-                }
-#pragma unroll
-                for (int i = 0; i < MT; ++i)
-#pragma unroll
-                    for (int j = 0; j < NT; ++j) mma_f16(acc[i][j], af[i], bf[j]);
+                mma_f16_k16_step<false>(
+                        acc, [&](int i) { return a + (aRow + i * 16) * LDH + kk + aCol; },
+                        [&](int j) { return b + (bRow + j * 8) * LDH + kk + bCol; });
             }
         });
     store_tile<NT>(acc, M, N, m0, n0, wm, wn, alpha, bias, beta, C, ldc);
