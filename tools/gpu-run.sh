@@ -13,6 +13,10 @@
 #   selftest.sh       unpacks the two tarballs under /tmp and runs org.exl2spark.gpu.GpuSelfTest "$@"
 #   backend.sh        the same for org.exl2spark.gpu.GpuBackendTest --fixture tiny-forward.bin "$@"
 #   bench.sh          the same for org.exl2spark.gpu.LayerBenchmark "$@" (one Qwen1.5-110B-shaped layer, task code)
+# and beside it, in BUNDLE.hadoop (50 MB, too much to ride with the bundle in one call): Hadoop's client, the tasks'
+# file access, which `bench.sh --model DIR` (weights read from the example's safetensors) needs; its unpack.sh copies it
+# to /tmp/exl2-gpu/hadoop in a device call of its own, just before the call that runs bench.sh (the machine keeps /tmp
+# while it stays warm), and the launchers put it on their class path when it is there.
 #   gptq-steps.sh     the same for org.exl2spark.gpu.GptqStepsBenchmark "$@" (that layer's GPTQ steps one by one)
 #
 # Usage: tools/gpu-run.sh [BUNDLE]      (MVN_FLAGS defaults to -o; set MVN_FLAGS= to let Maven go online)
@@ -103,6 +107,21 @@ if [ ! -f "$bundle/tiny-forward.bin" ]; then
 fi
 jcuda_driver_natives "$bundle/lib"
 
+hadoop_dir="$bundle.hadoop"
+rm -rf "$hadoop_dir"
+mkdir -p "$hadoop_dir"
+cp "$lib"/hadoop-client-api-*.jar "$lib"/hadoop-client-runtime-*.jar "$lib"/commons-logging-*.jar "$hadoop_dir/"
+cat > "$hadoop_dir/unpack.sh" <<'EOF'
+#!/usr/bin/env bash
+# Device call 1 of 2: Hadoop's client to /tmp/exl2-gpu/hadoop, where the bundle's launchers find it in call 2.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p /tmp/exl2-gpu/hadoop
+cp "$here"/*.jar /tmp/exl2-gpu/hadoop/
+ls -la /tmp/exl2-gpu/hadoop
+EOF
+chmod +x "$hadoop_dir/unpack.sh"
+
 # one launcher per entry point; each unpacks the runtime and OpenBLAS under /tmp once and logs to $OUT/<name>.log
 launcher() {
   local name=$1 main=$2 args=$3
@@ -124,7 +143,7 @@ log="\${OUT:-\$work}/$name.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \\
   --format=csv 2>&1 | tee "\$log" || true
 "\$work/jre/bin/java" -Xmx48g -Djava.io.tmpdir="\$work" --add-modules=jdk.incubator.vector \\
-  -cp "\$here/lib/*" $main $args"\$@" 2>&1 | tee -a "\$log"
+  -cp "\$here/lib/*:\$work/hadoop/*" $main $args"\$@" 2>&1 | tee -a "\$log"
 EOF
   chmod +x "$bundle/$name.sh"
 }
@@ -138,10 +157,13 @@ du -ah "$bundle" | sort -h | tail -12 >&2
 cat <<EOF
 
 Bundle ready in $bundle. Run it on the device machine (the call sends the checkout that holds .gpu):
-  run  command: "bash $(basename "$bundle")/selftest.sh"   (options: --seed S --no-big --big-n N --big-rows R)
-       or:      "bash $(basename "$bundle")/backend.sh"    (options: --seed S --no-perf)
+  run  command: "bash $(basename "$bundle")/selftest.sh"   (options: --seed S --no-big --big-n N --big-rows R --only "GROUP,...")
+       or:      "bash $(basename "$bundle")/backend.sh"    (options: --seed S --no-perf --only SECTION,SECTION)
        or:      "bash $(basename "$bundle")/bench.sh"      (options: --preset P --budget BYTES --measurement-rows N
-                                                           --rows N --length T --rows-per-partition N --layer L)
+                                                           --rows N --length T --rows-per-partition N --layer L
+                                                           --model DIR: after a call of
+                                                           "bash $(basename "$bundle").hadoop/unpack.sh" with
+                                                           carry ["$(basename "$bundle").hadoop"])
        carry:   ["$(basename "$bundle")"]
        timeout_s: 540
 EOF

@@ -1,7 +1,9 @@
 // Dense fp32 matrix kernels over row-major device matrices: a tiled GEMM with triangular options (the Hessian
 // accumulation, the GPTQ lazy update and the blocked Cholesky/inverse updates are all instances of it), in-place
-// symmetric/transposed/reversed copies, and an fp64-accumulating matrix-vector product for residual checks.
+// symmetric/transposed/reversed copies (a gathering transpose also into fp16 storage), and an fp64-accumulating matrix-vector product for residual checks.
 // Every index into a matrix is 64-bit: a 49152x49152 Hessian has 2.4e9 elements.
+
+#include <cuda_fp16.h>
 
 typedef long long i64;
 
@@ -279,10 +281,12 @@ extern "C" __global__ void reverse_square(float* __restrict__ A, i64 n, i64 ld, 
 }
 
 // A transpose that gathers: dst[i][j] = src[r(j)][c(i)] for dst outRows x outCols, with r = rowIndex and
-// c = colIndex, a null index meaning the identity. Through a shared tile so both sides touch whole rows.
-extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)
-gather_transposed(const float* __restrict__ src, i64 lds, float* __restrict__ dst, i64 ldd, i64 outRows,
-                  i64 outCols, const int* __restrict__ rowIndex, const int* __restrict__ colIndex) {
+// c = colIndex, a null index meaning the identity. Through a shared tile so both sides touch whole rows. The half
+// variant stores fp16(value), clamped to +-65504 as forward.cu's float_to_half (fp16-storage tensors).
+template <typename Out>
+__device__ void gather_transposed_into(const float* __restrict__ src, i64 lds, Out* __restrict__ dst, i64 ldd,
+                                       i64 outRows, i64 outCols, const int* __restrict__ rowIndex,
+                                       const int* __restrict__ colIndex) {
     __shared__ float tile[TILE][TILE + 1];
     const i64 i0 = (i64)blockIdx.y * TILE, j0 = (i64)blockIdx.x * TILE;
     for (int y = threadIdx.y; y < TILE; y += TILE_ROWS) {
@@ -296,8 +300,27 @@ gather_transposed(const float* __restrict__ src, i64 lds, float* __restrict__ ds
     __syncthreads();
     for (int y = threadIdx.y; y < TILE; y += TILE_ROWS) {
         const i64 i = i0 + y, j = j0 + threadIdx.x;
-        if (i < outRows && j < outCols) dst[i * ldd + j] = tile[threadIdx.x][y];
+        if (i < outRows && j < outCols) {
+            const float v = tile[threadIdx.x][y];
+            if constexpr (sizeof(Out) == 2) {
+                dst[i * ldd + j] = __float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f));
+            } else {
+                dst[i * ldd + j] = v;
+            }
+        }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)
+gather_transposed(const float* __restrict__ src, i64 lds, float* __restrict__ dst, i64 ldd, i64 outRows,
+                  i64 outCols, const int* __restrict__ rowIndex, const int* __restrict__ colIndex) {
+    gather_transposed_into(src, lds, dst, ldd, outRows, outCols, rowIndex, colIndex);
+}
+
+extern "C" __global__ void __launch_bounds__(TILE * TILE_ROWS)
+gather_transposed_half(const float* __restrict__ src, i64 lds, __half* __restrict__ dst, i64 ldd, i64 outRows,
+                       i64 outCols, const int* __restrict__ rowIndex, const int* __restrict__ colIndex) {
+    gather_transposed_into(src, lds, dst, ldd, outRows, outCols, rowIndex, colIndex);
 }
 
 // diag(A) += value for a square n x n matrix.

@@ -1,7 +1,7 @@
 // The transformer forward's non-GEMM operations on fp32 row-major device tensors: embedding gather, RMSNorm,
 // rotary embedding, causal grouped-query attention (optionally in a sliding window), SwiGLU, addition, row softmax
-// and log-softmax, per-row KL divergence, the block error's per-row sums, a 2-D transpose, and rounding to fp16
-// values. CPU twins: org.exl2spark.backend.CpuBackend. Every index into a tensor is 64-bit.
+// and log-softmax, per-row KL divergence, the block error's per-row sums, a 2-D transpose, rounding to fp16
+// values, and conversion into fp16 storage. CPU twins: org.exl2spark.backend.CpuBackend. Every index into a tensor is 64-bit.
 
 #include <cuda_fp16.h>
 
@@ -251,10 +251,28 @@ extern "C" __global__ void add_tensors(const float* a, const float* b, float* ou
     elementwise(a, b, out, n, [](float x, float y) { return x + y; });
 }
 
+// fp16(x), round to nearest even, clamped to the fp16 range.
+__device__ __forceinline__ __half to_half_clamped(float v) {
+    return __float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f));
+}
+
 // out = float(half(x)), round to nearest even, clamped to the fp16 range; the launcher passes x as both operands
 extern "C" __global__ void round_to_half(const float* x, const float* unused, float* out, i64 n) {
     elementwise(x, unused, out, n,
-                [](float v, float) { return __half2float(__float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f))); });
+                [](float v, float) { return __half2float(to_half_clamped(v)); });
+}
+
+// out[i] = fp16(x[i]) as round_to_half rounds it; 16-byte loads and 8-byte stores (whole allocations: aligned).
+extern "C" __global__ void float_to_half(const float* __restrict__ x, __half* __restrict__ out, i64 n) {
+    const i64 n4 = n >> 2;
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += stride) {
+        const float4 v = reinterpret_cast<const float4*>(x)[i];
+        __half2* o = reinterpret_cast<__half2*>(out) + 2 * i;
+        o[0] = __halves2half2(to_half_clamped(v.x), to_half_clamped(v.y));
+        o[1] = __halves2half2(to_half_clamped(v.z), to_half_clamped(v.w));
+    }
+    for (i64 i = 4 * n4 + (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) out[i] = to_half_clamped(x[i]);
 }
 
 // Softmax (logMode 0) or log-softmax (logMode 1) of each row of cols; one block per row; out may be x. The max

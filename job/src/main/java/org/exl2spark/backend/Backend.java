@@ -1,9 +1,15 @@
 package org.exl2spark.backend;
 
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.exl2spark.io.Half;
+
 /**
  * The tensor operations the forward pass, the evaluation and GPTQ need, on fp32 row-major {@link Tensor}s that
- * this backend allocated. Every operation works on whole tensors and names its layout, so a device backend can run
- * each one as a kernel with no host round trip; {@link CpuBackend} is the plain Java (plus BLAS) twin of each.
+ * this backend allocated (and a few on fp16 ones, see {@link #halfZeros}). Every operation works on whole tensors and
+ * names its layout, so a device backend can run each one as a kernel with no host round trip; {@link CpuBackend} is
+ * the plain Java (plus BLAS) twin of each.
  *
  * <p>Conventions: a tensor "seen as a matrix" is [rows, cols] with cols = its last dim and rows = the product of the
  * others. Sequence tensors are [batch, seqLen, features]; a token's position is its index in its sequence (every
@@ -19,6 +25,18 @@ public interface Backend extends AutoCloseable {
     Tensor zeros(long... shape);
 
     /**
+     * A zero-filled tensor of fp16 values ({@link Tensor.Storage#FP16}): on a device two bytes an element, half of
+     * {@link #zeros}'s. It is for weights that only {@code FAST} linears read, such as the measurement's dequantized
+     * candidate weights (fp16-exact already, so storing them loses nothing) and lets more of them stay on the device.
+     * Only these operations take one: {@link #roundToHalf} and {@link #gatherTransposed} write it (as out / dst,
+     * rounding each value to fp16 as {@code roundToHalf} does), {@link #linear} reads it as its weight inside a
+     * {@code FAST} {@link #linearMode} scope, {@link #download} and {@link #downloadSlice} read it back as floats,
+     * and closing frees it; every other operation refuses it. The CPU holds the same fp16 values in floats and
+     * computes with them as with any fp32 tensor.
+     */
+    Tensor halfZeros(long... shape);
+
+    /**
      * A tensor holding {@code data} (row-major, exactly the shape's element count). The backend may keep using the
      * array instead of copying it, so the caller must not modify it afterwards.
      */
@@ -30,7 +48,41 @@ public interface Backend extends AutoCloseable {
      */
     Tensor uploadSlice(float[] data, int offset, long... shape);
 
-    /** A copy of the tensor's elements on the host (at most 2^31-9 of them). */
+    /** Reads stored bytes, e.g. a checkpoint tensor's: fills {@code dst}'s remaining bytes with those from {@code offset} on. */
+    @FunctionalInterface
+    interface StoredBytes {
+        void read(long offset, ByteBuffer dst) throws IOException;
+    }
+
+    /**
+     * A tensor of {@code shape} from as many 16-bit little-endian floats read from {@code source}: fp16, or bfloat16
+     * when {@code bf16}, widened to fp32 (exactly; every 16-bit value is an fp32 value). A checkpoint's weights come
+     * this way, so that a device backend can move the 16-bit bytes and widen them where it computes. This default, the
+     * CPU twin, widens on the host.
+     */
+    default Tensor uploadWidened(StoredBytes source, boolean bf16, long... shape) throws IOException {
+        long n = Tensor.elementCount(shape);
+        if (n > HostTensor.MAX_ELEMENTS) {
+            throw new IllegalArgumentException("uploadWidened: shape " + java.util.Arrays.toString(shape) + " has " + n
+                    + " elements, more than a Java array holds (" + HostTensor.MAX_ELEMENTS + ")");
+        }
+        float[] out = new float[(int) n];
+        // 16 MiB read at a time
+        ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(2 * n, 16 << 20)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int done = 0; done < n; ) {
+            int k = (int) Math.min(n - done, chunk.capacity() / 2);
+            chunk.clear().limit(2 * k);
+            source.read(2L * done, chunk);
+            for (int i = 0; i < k; i++) {
+                short v = chunk.getShort(2 * i);
+                out[done + i] = bf16 ? Half.bf16ToFloat(v) : Half.toFloat(v);
+            }
+            done += k;
+        }
+        return upload(out, shape);
+    }
+
+    /** A copy of the tensor's elements on the host (at most 2^31-9 of them); an fp16 tensor's exactly, as floats. */
     float[] download(Tensor t);
 
     /** Copies the tensor's elements into {@code dst} from {@code offset} on (waiting for queued work first). */
@@ -44,7 +96,10 @@ public interface Backend extends AutoCloseable {
 
     /**
      * A linear layer as stored by Hugging Face: {@code out[rows, outF] = x[rows, inF]·weightᵀ + bias}, weight
-     * [outF, inF], bias [outF] or null.
+     * [outF, inF], bias [outF] or null. The weight may be an fp16 tensor ({@link #halfZeros}) inside a {@code FAST}
+     * {@link #linearMode} scope only (elsewhere that fails, naming the weight); a device then rounds x to fp16 in a
+     * temporary of half x's bytes and multiplies fp16 operands, which is the FAST precision's arithmetic with
+     * half its operand traffic.
      */
     void linear(Tensor x, Tensor weight, Tensor bias, Tensor out);
 
@@ -74,6 +129,21 @@ public interface Backend extends AutoCloseable {
 
     /** {@code gram += xᵀ·x} for x [rows, n] and gram [n, n] (the GPTQ Hessian accumulation); gram stays symmetric. */
     void accumulateGram(Tensor x, Tensor gram);
+
+    /**
+     * GPTQ's Hessian accumulation from fp16 activations, as ExLlamaV2's fp16 forward gives them (EXL2-SPEC F.1):
+     * {@code gram += hᵀ·h} with h = x rounded as {@link #roundToHalf} rounds it (x itself unchanged). Only gram's upper
+     * triangle (j ≥ i) is defined afterwards; {@link #finishHessian} makes the whole square symmetric. A product of two
+     * fp16 values is exact in fp32, so a backend may sum them on fp16 tensor cores with fp32 accumulation: the result
+     * differs from {@link #accumulateGram} of h only in the order of the additions. This default is that fp32 path
+     * (the CPU twin), which keeps the whole square symmetric.
+     */
+    default void accumulateHalfGram(Tensor x, Tensor gram) {
+        try (Tensor half = zeros(x.shape())) {
+            roundToHalf(x, half);
+            accumulateGram(half, gram);
+        }
+    }
 
     /** {@code out[r, :] = table[ids[r], :]}; out [ids.length, hidden] (any leading dims with that row count). */
     void embed(int[] ids, Tensor table, Tensor out);
@@ -114,7 +184,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Elementwise {@code out = float(fp16(x))}: each value rounded to the nearest fp16 (half to even), values beyond
-     * the fp16 range clamped to ±65504; out may be x. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
+     * the fp16 range clamped to ±65504; out may be x, or an fp16 tensor ({@link #halfZeros}) that stores them. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
      * fp16 forward gives them (EXL2-SPEC F.1).
      */
     void roundToHalf(Tensor x, Tensor out);
@@ -166,7 +236,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * A transpose that gathers: {@code dst[i][j] = src[rowIndex[j]][colIndex[i]]}, a null index meaning the
-     * identity; dst is [colIndex length or src.cols(), rowIndex length or src.rows()].
+     * identity; dst is [colIndex length or src.cols(), rowIndex length or src.rows()]. An fp16 dst
+     * ({@link #halfZeros}) gets each value rounded as {@link #roundToHalf} rounds it.
      */
     void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst);
 

@@ -27,6 +27,8 @@ public final class CpuBackend implements Backend {
 
     private final int threads;
     private final ForkJoinPool pool;
+    /** The {@link #linearMode} in force: it decides only whether linear takes an fp16 weight. */
+    private LinearMode linearMode = LinearMode.ACCURATE;
     /** Per-worker scratch for attention scores, grown on demand. */
     private final ThreadLocal<float[]> scoreScratch = ThreadLocal.withInitial(() -> new float[0]);
 
@@ -66,6 +68,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public HostTensor halfZeros(long... shape) {
+        return new HostTensor(Tensor.Storage.FP16, new float[HostTensor.checkedLength(shape)], shape);
+    }
+
+    @Override
     public HostTensor upload(float[] data, long... shape) {
         return new HostTensor(data, shape);
     }
@@ -82,12 +89,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public float[] download(Tensor t) {
-        return host(t, "tensor").data().clone();
+        return hostAnyStorage(t, "tensor").data().clone();
     }
 
     @Override
     public void downloadSlice(Tensor t, float[] dst, int offset) {
-        float[] src = host(t, "tensor").data();
+        float[] src = hostAnyStorage(t, "tensor").data();
         System.arraycopy(src, 0, dst, offset, src.length);
     }
 
@@ -137,10 +144,19 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    /** Every mode computes in fp32 (see {@link Backend#linearMode}); the mode only admits fp16 weights. */
+    @Override
+    public ModeScope linearMode(LinearMode mode) {
+        LinearMode previous = linearMode;
+        linearMode = mode;
+        return () -> linearMode = previous;
+    }
+
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
         HostTensor hx = host(x, "x");
-        HostTensor hw = host(weight, "weight");
+        ShapeChecks.halfWeight(weight, linearMode);
+        HostTensor hw = hostAnyStorage(weight, "weight");
         HostTensor ho = host(out, "out");
         ShapeChecks.linear(x, weight, bias, out);
         long in = weight.cols();
@@ -402,13 +418,18 @@ public final class CpuBackend implements Backend {
     @Override
     public void roundToHalf(Tensor x, Tensor out) {
         float[] xs = host(x, "x").data();
-        float[] o = host(out, "out").data();
+        float[] o = hostAnyStorage(out, "out").data();
         ShapeChecks.sameShape("roundToHalf", x, out);
         parallelFor(x.size(), ELEMENT_GRAIN, (i0, i1) -> {
             for (int i = (int) i0; i < i1; i++) {
-                o[i] = Half.toFloat(Half.fromFloat(Math.max(-FP16_MAX, Math.min(FP16_MAX, xs[i]))));
+                o[i] = roundToHalf(xs[i]);
             }
         });
+    }
+
+    /** fp16(v) as a float, clamped to ±65504. */
+    private static float roundToHalf(float v) {
+        return Half.toFloat(Half.fromFloat(Math.max(-FP16_MAX, Math.min(FP16_MAX, v))));
     }
 
     @Override
@@ -576,7 +597,8 @@ public final class CpuBackend implements Backend {
     @Override
     public void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
         float[] s = host(src, "src").data();
-        float[] d = host(dst, "dst").data();
+        float[] d = hostAnyStorage(dst, "dst").data();
+        boolean half = dst.isHalf();
         ShapeChecks.gatherTransposed(src, rowIndex, colIndex, dst);
         int srcCols = Math.toIntExact(src.cols());
         int outRows = Math.toIntExact(dst.rows());
@@ -587,7 +609,8 @@ public final class CpuBackend implements Backend {
                 int to = i * outCols;
                 for (int j = 0; j < outCols; j++) {
                     int r = rowIndex == null ? j : rowIndex[j];
-                    d[to + j] = s[r * srcCols + c];
+                    float v = s[r * srcCols + c];
+                    d[to + j] = half ? roundToHalf(v) : v;
                 }
             }
         });
@@ -600,7 +623,16 @@ public final class CpuBackend implements Backend {
 
     // ---- helpers --------------------------------------------------------------------------------------------
 
+    /** An fp32 CPU tensor: fp16 ones only where Backend#halfZeros lists the operation (hostAnyStorage). */
     private static HostTensor host(Tensor t, String what) {
+        HostTensor h = hostAnyStorage(t, what);
+        if (h.isHalf()) {
+            throw new IllegalArgumentException(what + ": " + t + " is an fp16 tensor, which this operation does not take");
+        }
+        return h;
+    }
+
+    private static HostTensor hostAnyStorage(Tensor t, String what) {
         if (t instanceof HostTensor h) {
             return h;
         }

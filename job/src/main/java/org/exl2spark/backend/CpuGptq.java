@@ -1,6 +1,8 @@
 package org.exl2spark.backend;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import org.exl2spark.io.Half;
 
 /**
@@ -20,6 +22,7 @@ public final class CpuGptq implements GptqRun<Tensor> {
     private final byte[][] codes;
     private final HostTensor dequant;
     private final float[] err;
+    private final List<Quantized> quantized = new ArrayList<>();
     private ScaleSearch last;
 
     CpuGptq(HostTensor w, HostTensor u, long maxGroupRows) {
@@ -57,6 +60,7 @@ public final class CpuGptq implements GptqRun<Tensor> {
             throw new IllegalArgumentException("GPTQ: group of " + (b - a) + " rows exceeds the run's group size");
         }
         quantizeGroup(w, rows, cols, u, (int) a, (int) b, bits, last.scale(), codes, dequant.data(), err);
+        quantized.add(new Quantized(a, b - a, bits));
     }
 
     @Override
@@ -68,8 +72,14 @@ public final class CpuGptq implements GptqRun<Tensor> {
     }
 
     @Override
-    public byte[][] codes() {
-        return codes;
+    public int[][] packedCodes() {
+        int[][] words = new int[Math.toIntExact(quantized.stream().mapToLong(Quantized::qRows).sum())][cols];
+        int qRow = 0;
+        for (Quantized g : quantized) {
+            CodePacking.packGroup(codes, (int) g.firstRow(), (int) g.rows(), g.bits(), words, qRow);
+            qRow += (int) g.qRows();
+        }
+        return words;
     }
 
     @Override

@@ -1,6 +1,7 @@
 package org.exl2spark.backend;
 
 import java.util.List;
+import org.exl2spark.io.Half;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
@@ -8,8 +9,10 @@ import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.ForwardKernels;
 import org.exl2spark.kernels.GpuContext;
+import org.exl2spark.kernels.HalfKernels;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
+import org.exl2spark.plan.DeviceBytes;
 
 /**
  * The backend on one GPU: {@link DeviceTensor}s in a device-memory pool of this backend's own (closing the backend
@@ -20,7 +23,9 @@ import org.exl2spark.kernels.TensorCoreGemm.Precision;
  * <p>Products: {@link #linear} runs on the tensor cores at {@code linearPrecision} (TF32: ~5e-4 relative error in a
  * layer's output, 2.8× the rate of split TF32, which matches fp32), and with fp16 operands inside a {@link #linearMode}
  * scope of {@code FAST}; {@link #matmul} on the tensor cores at fp32 accuracy (split TF32);
- * {@link #accumulateGram} in plain fp32 (the GPTQ Hessian's precision). CPU twins: {@link CpuBackend}.
+ * {@link #accumulateGram} in plain fp32, {@link #accumulateHalfGram} (whose products are exact) on the fp16 tensor
+ * cores. A FAST linear with an fp16 weight ({@link #halfZeros}) converts its input to fp16 in a temporary and runs the
+ * fp16-operand GEMM (half the operand bytes of FP16's fp32 tiles). CPU twins: {@link CpuBackend}.
  */
 public final class CudaBackend implements Backend {
     private final GpuContext context;
@@ -28,9 +33,11 @@ public final class CudaBackend implements Backend {
     private final DenseKernels dense;
     private final ForwardKernels forward;
     private final TensorCoreGemm tensorCores;
+    private final HalfKernels half;
     private final Precision linearPrecision;
     /** What {@link #linear} runs at now: linearPrecision, or FP16 inside a FAST {@link #linearMode} scope. */
     private Precision activePrecision;
+    private LinearMode linearMode = LinearMode.ACCURATE;
     private final CudaGptq gptq;
 
     /**
@@ -40,13 +47,15 @@ public final class CudaBackend implements Backend {
     public CudaBackend(GpuContext context, long budgetBytes, Precision linearPrecision) {
         this.context = context.makeCurrent();
         // the kernel images load now (once per device), so a jar built without nvcc fails here, by name
-        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+        for (String family : List.of(DenseKernels.FAMILY, ForwardKernels.FAMILY, TensorCoreGemm.FAMILY,
+                HalfKernels.FAMILY)) {
             context.module(family);
         }
         this.memory = new DeviceMemory(context, budgetBytes);
         this.dense = new DenseKernels(context);
         this.forward = new ForwardKernels(context);
         this.tensorCores = new TensorCoreGemm(context);
+        this.half = new HalfKernels(context);
         this.linearPrecision = linearPrecision;
         this.activePrecision = linearPrecision;
         this.gptq = new CudaGptq(memory);
@@ -92,6 +101,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public DeviceTensor halfZeros(long... shape) {
+        DeviceTensor t = allocate("tensor", Tensor.Storage.FP16, shape);
+        t.buffer().zero();
+        return t;
+    }
+
+    @Override
     public DeviceTensor upload(float[] data, long... shape) {
         long n = Tensor.elementCount(shape);
         if (n != data.length) {
@@ -115,26 +131,70 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /** 16-bit values staged on the device this many bytes at a time, each part widened by a kernel. */
+    private static final long WIDEN_STAGE_BYTES = 64L << 20;
+
+    /**
+     * The 16-bit bytes go from the source into the pinned slab and to a device staging buffer (at most 64 MiB), where
+     * a kernel widens them into the tensor: half the bytes of an fp32 upload cross PCIe and the host converts nothing.
+     */
+    @Override
+    public DeviceTensor uploadWidened(StoredBytes source, boolean bf16, long... shape) throws java.io.IOException {
+        long n = Tensor.elementCount(shape);
+        DeviceTensor t = allocate("widened tensor", shape);
+        if (n == 0) {
+            return t;
+        }
+        DeviceBuffer staged = null;
+        try {
+            staged = memory.allocate("16-bit staging", Math.min(2 * n, WIDEN_STAGE_BYTES));
+            for (long done = 0; done < n; ) {
+                long k = Math.min(n - done, staged.bytes() / 2);
+                long first = done;
+                staged.copyFromSource((offset, dst) -> source.read(2 * first + offset, dst), 2 * k, 0);
+                half.widen(staged, bf16, t.buffer(), done, k);
+                done += k;
+            }
+            return t;
+        } catch (java.io.IOException | RuntimeException e) {
+            t.close();
+            throw e;
+        } finally {
+            if (staged != null) {
+                memory.free(staged);
+            }
+        }
+    }
+
     @Override
     public void downloadSlice(Tensor t, float[] dst, int offset) {
-        DeviceTensor d = device(t, "tensor");
+        DeviceTensor d = deviceAnyStorage(t, "tensor");
         if (offset < 0 || d.size() > dst.length - (long) offset) {
             throw new IllegalArgumentException("downloadSlice: " + d + " does not fit an array of " + dst.length
                     + " from " + offset);
         }
-        d.buffer().copyToHost(0, dst, offset, (int) d.size());
+        if (d.isHalf()) {
+            // fp16 values are read as they are stored and widened here (exactly)
+            short[] bits = new short[(int) d.size()];
+            d.buffer().copyToHost(0, bits, 0, bits.length);
+            for (int i = 0; i < bits.length; i++) {
+                dst[offset + i] = Half.toFloat(bits[i]);
+            }
+        } else {
+            d.buffer().copyToHost(0, dst, offset, (int) d.size());
+        }
     }
 
     /** Waits for the queued kernels, then copies the tensor to the host. */
     @Override
     public float[] download(Tensor t) {
-        DeviceTensor d = device(t, "tensor");
+        DeviceTensor d = deviceAnyStorage(t, "tensor");
         if (d.size() > HostTensor.MAX_ELEMENTS) {
             throw new IllegalArgumentException("download: " + d + " has " + d.size() + " elements, more than a Java"
                     + " array holds (" + HostTensor.MAX_ELEMENTS + ")");
         }
         float[] out = new float[(int) d.size()];
-        d.buffer().copyToHost(0, out, 0, out.length);
+        downloadSlice(d, out, 0);
         return out;
     }
 
@@ -176,20 +236,33 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public ModeScope linearMode(LinearMode mode) {
-        Precision previous = activePrecision;
+        Precision previousPrecision = activePrecision;
+        LinearMode previousMode = linearMode;
         activePrecision = mode == LinearMode.FAST ? Precision.FP16 : linearPrecision;
-        return () -> activePrecision = previous;
+        linearMode = mode;
+        return () -> {
+            activePrecision = previousPrecision;
+            linearMode = previousMode;
+        };
     }
 
     @Override
     public void linear(Tensor x, Tensor weight, Tensor bias, Tensor out) {
         DeviceTensor dx = device(x, "x");
-        DeviceTensor dw = device(weight, "weight");
+        DeviceTensor dw = deviceAnyStorage(weight, "weight");
         DeviceTensor dout = device(out, "out");
         DeviceTensor dbias = bias == null ? null : device(bias, "bias");
         ShapeChecks.linear(x, weight, bias, out);
-        tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(),
-                dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows()), 1f, 0f, activePrecision);
+        ShapeChecks.halfWeight(weight, linearMode);
+        DeviceMatrix biasRow = dbias == null ? null : DeviceMatrix.of(dbias.buffer(), 1, weight.rows());
+        if (dw.isHalf()) {
+            try (DeviceTensor halfX = allocate("fp16 linear input", Tensor.Storage.FP16, x.rows(), x.cols())) {
+                forward.toHalf(dx.matrix(), halfX.halfMatrix());
+                tensorCores.gemmNTHalf(halfX.halfMatrix(), dw.halfMatrix(), dout.matrix(), biasRow, 1f, 0f);
+            }
+        } else {
+            tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(), biasRow, 1f, 0f, activePrecision);
+        }
     }
 
     /** fp32 (no tensor cores): the upper triangle accumulated, then mirrored into the lower. */
@@ -200,6 +273,26 @@ public final class CudaBackend implements Backend {
         ShapeChecks.gram(x, gram);
         dense.accumulateGram(dx.matrix(), dg.matrix());
         dense.symmetrize(dg.matrix(), 1f);
+    }
+
+    /**
+     * x rounded once into a zero-padded fp16 copy ({@link DeviceBytes#halfGramOperand} bytes, freed on return), then
+     * the upper triangle on the fp16 tensor cores with fp32 accumulation; the lower triangle is left for
+     * {@link #finishHessian} to mirror (once, instead of once per chunk).
+     */
+    @Override
+    public void accumulateHalfGram(Tensor x, Tensor gram) {
+        DeviceTensor dx = device(x, "x");
+        DeviceTensor dg = device(gram, "gram");
+        ShapeChecks.gram(x, gram);
+        DeviceBuffer operand = memory.allocate("fp16 Gram operand " + x.rows() + "×" + x.cols(),
+                Math.max(1, DeviceBytes.halfGramOperand(x.rows(), x.cols())));
+        try {
+            half.accumulateGram(dx.matrix(), operand, dg.matrix());
+        } finally {
+            // cuMemFree waits for the queued kernels that read the operand
+            memory.free(operand);
+        }
     }
 
     // ---- row-wise operations --------------------------------------------------------------------------------
@@ -265,9 +358,13 @@ public final class CudaBackend implements Backend {
     @Override
     public void roundToHalf(Tensor x, Tensor out) {
         DeviceTensor dx = device(x, "roundToHalf operand");
-        DeviceTensor dout = device(out, "roundToHalf output");
+        DeviceTensor dout = deviceAnyStorage(out, "roundToHalf output");
         ShapeChecks.sameShape("roundToHalf", x, out);
-        forward.roundToHalf(dx.matrix(), dout.matrix());
+        if (dout.isHalf()) {
+            forward.toHalf(dx.matrix(), dout.halfMatrix());
+        } else {
+            forward.roundToHalf(dx.matrix(), dout.matrix());
+        }
     }
 
     /** A kernel of two operands and an output of one shape. */
@@ -397,7 +494,12 @@ public final class CudaBackend implements Backend {
     @Override
     public void gatherTransposed(Tensor src, int[] rowIndex, int[] colIndex, Tensor dst) {
         ShapeChecks.gatherTransposed(src, rowIndex, colIndex, dst);
-        gptq.gatherTransposed(device(src, "src").matrix(), rowIndex, colIndex, device(dst, "dst").matrix());
+        DeviceTensor ddst = deviceAnyStorage(dst, "dst");
+        if (ddst.isHalf()) {
+            gptq.gatherTransposedToHalf(device(src, "src").matrix(), rowIndex, colIndex, ddst.halfMatrix());
+        } else {
+            gptq.gatherTransposed(device(src, "src").matrix(), rowIndex, colIndex, ddst.matrix());
+        }
     }
 
     @Override
@@ -428,8 +530,8 @@ public final class CudaBackend implements Backend {
             }
 
             @Override
-            public byte[][] codes() {
-                return run.codes();
+            public int[][] packedCodes() {
+                return run.packedCodes();
             }
 
             @Override
@@ -446,12 +548,16 @@ public final class CudaBackend implements Backend {
 
     // ---- storage --------------------------------------------------------------------------------------------
 
-    /** An uninitialised tensor; at least one word is allocated so that every tensor has an address. */
+    /** An uninitialised fp32 tensor; at least one element is allocated so that every tensor has an address. */
     private DeviceTensor allocate(String what, long... shape) {
+        return allocate(what, Tensor.Storage.FP32, shape);
+    }
+
+    private DeviceTensor allocate(String what, Tensor.Storage storage, long... shape) {
         long n = Tensor.elementCount(shape);
-        DeviceBuffer b = memory.allocate(what + " " + java.util.Arrays.toString(shape) + " fp32",
-                Math.multiplyExact(Math.max(1, n), (long) Float.BYTES));
-        return new DeviceTensor(this, b, shape);
+        DeviceBuffer b = memory.allocate(what + " " + java.util.Arrays.toString(shape) + " " + storage,
+                Math.multiplyExact(Math.max(1, n), DeviceTensor.elementBytes(storage)));
+        return new DeviceTensor(this, storage, b, shape);
     }
 
     void free(DeviceTensor t) {
@@ -460,7 +566,17 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** An fp32 tensor of this backend: fp16 ones only where Backend#halfZeros lists the operation. */
     private DeviceTensor device(Tensor t, String what) {
+        DeviceTensor d = deviceAnyStorage(t, what);
+        if (d.isHalf()) {
+            throw new IllegalArgumentException(what + ": " + t + " is an fp16 tensor, which this operation does not"
+                    + " take");
+        }
+        return d;
+    }
+
+    private DeviceTensor deviceAnyStorage(Tensor t, String what) {
         if (t instanceof DeviceTensor d && d.backend() == this) {
             return d;
         }

@@ -1,8 +1,12 @@
 package org.exl2spark.backend;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.BiConsumer;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.DenseKernels;
 import org.exl2spark.kernels.DeviceBuffer;
+import org.exl2spark.kernels.DeviceHalfMatrix;
 import org.exl2spark.kernels.DeviceMatrix;
 import org.exl2spark.kernels.DeviceMemory;
 import org.exl2spark.kernels.GptqKernels;
@@ -117,11 +121,21 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
 
     @Override
     public void gatherTransposed(DeviceMatrix src, int[] rowIndex, int[] colIndex, DeviceMatrix dst) {
+        withIndices(rowIndex, colIndex, (rows, cols) -> dense.gatherTransposed(src, rows, cols, dst));
+    }
+
+    /** {@link #gatherTransposed} into fp16 storage (CudaBackend's fp16 tensors). */
+    void gatherTransposedToHalf(DeviceMatrix src, int[] rowIndex, int[] colIndex, DeviceHalfMatrix dst) {
+        withIndices(rowIndex, colIndex, (rows, cols) -> dense.gatherTransposedToHalf(src, rows, cols, dst));
+    }
+
+    /** Runs {@code gather} with the indices on the device (null stays null), freeing them after. */
+    private void withIndices(int[] rowIndex, int[] colIndex, BiConsumer<DeviceBuffer, DeviceBuffer> gather) {
         DeviceBuffer rows = rowIndex == null ? null : upload("gather row index", rowIndex);
         DeviceBuffer cols = null;
         try {
             cols = colIndex == null ? null : upload("gather column index", colIndex);
-            dense.gatherTransposed(src, rows, cols, dst);
+            gather.accept(rows, cols);
         } finally {
             if (rows != null) {
                 memory.free(rows);
@@ -179,6 +193,7 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
         private final GptqKernels.Workspace workspace;
         private final long groupRows;
         private final long blockRows;
+        private final List<Quantized> quantized = new ArrayList<>();
         /** Rows [blockStart, blockEnd) have every earlier error applied; err holds those from blockStart on. */
         private long blockStart;
         private long blockEnd;
@@ -232,6 +247,7 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
                         + " rows");
             }
             gptq.quantizeGroup(w, u, a, b, bits, workspace.scale(), codes, dequant, groupErrors(a, b));
+            quantized.add(new Quantized(a, b - a, bits));
         }
 
         @Override
@@ -250,19 +266,33 @@ public final class CudaGptq implements GptqOps<DeviceMatrix> {
             return err.block(a - blockStart, 0, b - a, err.cols());
         }
 
-        /** The codes [row][col] on the host, copied in slabs so no temporary array exceeds 64 MiB. */
+        /**
+         * The packed codes on the host: packed on the device a slab of q-rows at a time into the lazy-block error
+         * buffer (free once the groups are done; ≥ 4 bytes per code of a block) and copied from there, so only
+         * 4 bits of a 4-bit code cross to the host and no more device memory is taken.
+         */
         @Override
-        public byte[][] codes() {
-            int rows = Math.toIntExact(w.rows());
-            int cols = Math.toIntExact(w.cols());
-            byte[][] out = new byte[rows][cols];
-            int slabRows = Math.max(1, (64 << 20) / Math.max(1, cols));
-            byte[] slab = new byte[Math.min(rows, slabRows) * cols];
-            for (int r0 = 0; r0 < rows; r0 += slabRows) {
-                int n = Math.min(slabRows, rows - r0);
-                codes.copyToHost((long) r0 * cols, slab, 0, n * cols);
-                for (int r = 0; r < n; r++) {
-                    System.arraycopy(slab, r * cols, out[r0 + r], 0, cols);
+        public int[][] packedCodes() {
+            long cols = w.cols();
+            long total = quantized.stream().mapToLong(Quantized::qRows).sum();
+            int[][] out = new int[Math.toIntExact(total)][Math.toIntExact(cols)];
+            long slabRows = err.rows();
+            int[] slab = new int[Math.toIntExact(Math.min(total, slabRows) * cols)];
+            for (long s0 = 0; s0 < total; s0 += slabRows) {
+                long s1 = Math.min(total, s0 + slabRows);
+                long groupStart = 0;
+                for (Quantized g : quantized) {
+                    long from = Math.max(s0, groupStart);
+                    long to = Math.min(s1, groupStart + g.qRows());
+                    if (from < to) {
+                        gptq.packCodes(codes, cols, g.firstRow(), g.rows(), g.bits(), from - groupStart, to - from,
+                                err.buffer(), 4 * (from - s0) * cols);
+                    }
+                    groupStart += g.qRows();
+                }
+                err.buffer().copyToHost(0, slab, 0, Math.toIntExact((s1 - s0) * cols));
+                for (long q = s0; q < s1; q++) {
+                    System.arraycopy(slab, Math.toIntExact((q - s0) * cols), out[(int) q], 0, (int) cols);
                 }
             }
             return out;

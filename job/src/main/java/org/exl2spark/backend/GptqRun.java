@@ -30,8 +30,18 @@ public interface GptqRun<M> extends AutoCloseable {
     /** GPTQ's lazy batch update after group [a, b): {@code W[b:] −= U[a:b, b:]ᵀ · E[a:b]} (a GEMM). */
     void lazyUpdate(long a, long b);
 
-    /** The codes (0 … 2^bits − 1) of every quantized row, {@code [row][col]} in act order. */
-    byte[][] codes();
+    /**
+     * The codes (0 … 2^bits − 1) of the groups quantized so far, in the order quantized (they cover rows 0, 1, …),
+     * packed as EXL2's q_weight ({@link CodePacking}): [Σ q-rows][cols].
+     */
+    int[][] packedCodes();
+
+    /** Rows [firstRow, firstRow + rows) quantized with {@code bits}-bit codes: what a run keeps to pack them. */
+    record Quantized(long firstRow, long rows, int bits) {
+        public long qRows() {
+            return CodePacking.qRows(rows, bits);
+        }
+    }
 
     /** The dequantized rows in act order [rows × cols], owned by the run. */
     M dequantized();

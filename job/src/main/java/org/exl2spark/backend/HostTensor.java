@@ -12,7 +12,12 @@ public final class HostTensor extends Tensor {
     private final float[] data;
 
     HostTensor(float[] data, long... shape) {
-        super(shape);
+        this(Storage.FP32, data, shape);
+    }
+
+    /** With {@link Storage#FP16} the floats hold fp16 values: the operations that write such a tensor round to them. */
+    HostTensor(Storage storage, float[] data, long... shape) {
+        super(storage, shape);
         if (size() != data.length) {
             throw new IllegalArgumentException("shape " + shapeString() + " has " + size() + " elements but the array has "
                     + data.length);

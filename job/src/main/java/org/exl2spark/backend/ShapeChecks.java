@@ -149,4 +149,12 @@ final class ShapeChecks {
         index("gatherTransposed rowIndex", rowIndex, src.rows(), outCols);
         index("gatherTransposed colIndex", colIndex, src.cols(), outRows);
     }
+
+    /** An fp16 weight is read only by FAST linears (Backend#halfZeros). */
+    static void halfWeight(Tensor weight, Backend.LinearMode mode) {
+        if (weight.isHalf() && mode != Backend.LinearMode.FAST) {
+            throw new IllegalStateException("linear: the weight " + weight + " is fp16, which only a FAST linearMode"
+                    + " scope reads (now " + mode + ")");
+        }
+    }
 }

@@ -3,17 +3,42 @@ package org.exl2spark.backend;
 import java.util.Arrays;
 
 /**
- * A dense row-major fp32 tensor owned by a {@link Backend}. The shape is explicit; element counts and offsets are
- * {@code long}. Where a tensor's storage lives (a Java array, device memory) is the backend's business: code that
+ * A dense row-major tensor owned by a {@link Backend}, of fp32 elements unless made by {@link Backend#halfZeros}
+ * ({@link Storage#FP16}). The shape is explicit; element counts and offsets are {@code long}. Where a tensor's storage lives (a Java array, device memory) is the backend's business: code that
  * only calls {@link Backend} operations runs on any backend. Closing releases the storage (a no-op on the CPU).
  */
 public abstract class Tensor implements AutoCloseable {
+    /** How the elements are stored. */
+    public enum Storage {
+        /** fp32: every operation takes it. */
+        FP32,
+        /**
+         * fp16 values (two bytes each on a device): only the operations {@link Backend#halfZeros} names take it. A
+         * CPU tensor holds them in floats.
+         */
+        FP16
+    }
+
     private final long[] shape;
     private final long size;
+    private final Storage storage;
 
     protected Tensor(long... shape) {
+        this(Storage.FP32, shape);
+    }
+
+    protected Tensor(Storage storage, long... shape) {
         this.shape = shape.clone();
         this.size = elementCount(this.shape);
+        this.storage = storage;
+    }
+
+    public final Storage storage() {
+        return storage;
+    }
+
+    public final boolean isHalf() {
+        return storage == Storage.FP16;
     }
 
     /** The product of the dims; fails on a negative dim or a count that does not fit a {@code long}. */
@@ -69,6 +94,6 @@ public abstract class Tensor implements AutoCloseable {
 
     @Override
     public String toString() {
-        return getClass().getSimpleName() + shapeString();
+        return getClass().getSimpleName() + shapeString() + (isHalf() ? " fp16" : "");
     }
 }

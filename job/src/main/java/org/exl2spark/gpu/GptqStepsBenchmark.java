@@ -160,7 +160,8 @@ public final class GptqStepsBenchmark {
                 double gptq = (System.nanoTime() - t0) / 1e9;
                 long t1 = System.nanoTime();
                 r.toExl2(l.key(), null);
-                System.out.printf(Locale.ROOT, "  GPTQ %-10s %5d×%-5d: %.3f s, EXL2 packing (CPU) %.3f s%n",
+                System.out.printf(Locale.ROOT, "  GPTQ %-10s %5d×%-5d: %.3f s (codes packed on the device and"
+                        + " copied back included), EXL2 tensors (CPU) %.3f s%n",
                         l.shortName(), l.inFeatures(), l.outFeatures(), gptq, (System.nanoTime() - t1) / 1e9);
             }
             return finish("quantize", plan, memory, start);

@@ -37,7 +37,9 @@ import org.exl2spark.quant.BlockCandidate;
  * its perplexity evaluation and its layer 0 measurement on both backends. Prints PASS/FAIL/PERF lines and a summary;
  * exits 1 on a failure.
  *
- * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]</pre>
+ * <pre>java -cp ... org.exl2spark.gpu.GpuBackendTest [--device N] [--seed S] [--fixture FILE] [--no-perf]
+ *     [--only SECTION,SECTION]</pre>
+ * ({@code --only} runs only the named sections, e.g. {@code operations vs CpuBackend}, as GpuSelfTest's does).
  */
 public final class GpuBackendTest {
     /** The acceptance bound on the GPU eval's perplexity against the CPU's. */
@@ -47,6 +49,8 @@ public final class GpuBackendTest {
     private final CpuBackend cpu;
     private final SplittableRandom random;
     private final CheckReport report = new CheckReport();
+    /** The sections to run (null: all). */
+    private List<String> only;
 
     private GpuBackendTest(GpuContext ctx, CpuBackend cpu, long seed) {
         this.ctx = ctx;
@@ -64,12 +68,14 @@ public final class GpuBackendTest {
         long seed = System.nanoTime();
         Path fixture = null;
         boolean perf = true;
+        List<String> only = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[++i]);
                 case "--seed" -> seed = Long.parseLong(args[++i]);
                 case "--fixture" -> fixture = Path.of(args[++i]);
                 case "--no-perf" -> perf = false;
+                case "--only" -> only = List.of(args[++i].split(","));
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -84,6 +90,7 @@ public final class GpuBackendTest {
         try (CpuBackend cpu = new CpuBackend()) {
             System.out.println("CPU twin: " + cpu.describe());
             GpuBackendTest t = new GpuBackendTest(ctx, cpu, seed);
+            t.only = only;
             t.section("operations vs CpuBackend", t::operations);
             t.section("device memory on failure", t::memoryOnFailure);
             if (perf) {
@@ -99,6 +106,9 @@ public final class GpuBackendTest {
     }
 
     private void section(String name, Section body) {
+        if (only != null && !only.contains(name)) {
+            return;
+        }
         System.out.println("== " + name);
         long t0 = System.nanoTime();
         try {
@@ -123,12 +133,15 @@ public final class GpuBackendTest {
         return new CudaBackend(ctx, DeviceMemory.defaultBudget(ctx), linear);
     }
 
-    private void operations() {
+    private void operations() throws java.io.IOException {
         try (CudaBackend fast = gpu(Precision.TF32); CudaBackend exact = gpu(Precision.TF32X3);
                 CudaBackend half = gpu(Precision.FP16)) {
             linear(fast, exact, half);
+            halfStorage(exact);
             matmul(fast);
             gram(fast);
+            halfGram(fast);
+            uploadWidened(fast);
             rowOps(fast);
             attention(fast);
             int live = fast.memory().liveCount() + exact.memory().liveCount() + half.memory().liveCount();
@@ -179,7 +192,7 @@ public final class GpuBackendTest {
                             + " %.2e of max |y|", scaledErr(after, ref)));
         }
         // the 72 KiB tile variants, which devices with at most 99 KiB of shared memory per block (sm_86, sm_89) run
-        TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, true);
+        TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, TensorCoreGemm.SMALL_DEVICE_SHARED_BYTES);
         int rows = 257;
         int in = 1023;
         int out = 300;
@@ -199,6 +212,121 @@ public final class GpuBackendTest {
             double tolerance = p == Precision.TF32 ? 4e-3 : 1e-5;
             expect(err < tolerance, "linear " + p + ", small tiles, " + rows + "×" + in + " · (" + out + "×" + in
                     + ")ᵀ + bias", String.format(Locale.ROOT, "max error %.2e of max |y|", err));
+        }
+    }
+
+    /**
+     * fp16 tensors (Backend#halfZeros): rounding into them and reading them back, gathering into them, FAST linears
+     * with an fp16 weight on every fp16-operand kernel variant, and the operations that must refuse them.
+     */
+    private void halfStorage(CudaBackend gpu) {
+        // odd length (the conversion's scalar tail), values beyond ±65504 and below fp16's normal range
+        int n = 100_003;
+        float[] v = gaussian(n, 3e4);
+        for (int i = 0; i < n; i += 7) {
+            v[i] *= 1e-9f;
+        }
+        compare("roundToHalf into an fp16 tensor, n=" + n, new float[][] {roundIntoHalf(cpu, v), roundIntoHalf(gpu, v)},
+                0, "read back through download");
+        // the measurement's gather of act-ordered, transposed GPTQ output into its fp16 weight
+        int rows = 300;
+        int cols = 77;
+        float[] src = gaussian(rows * cols, 10);
+        int[] rowIndex = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            rowIndex[i] = (i * 37) % rows;  // a permutation: 37 and 300 are coprime
+        }
+        float[] expected;
+        try (Tensor ts = cpu.upload(src.clone(), rows, cols); Tensor td = cpu.halfZeros(cols, rows)) {
+            cpu.gatherTransposed(ts, rowIndex, null, td);
+            expected = cpu.download(td);
+        }
+        try (Tensor ts = gpu.upload(src.clone(), rows, cols); Tensor td = gpu.halfZeros(cols, rows)) {
+            gpu.gatherTransposed(ts, rowIndex, null, td);
+            compare("gatherTransposed into an fp16 tensor " + cols + "×" + rows, new float[][] {expected,
+                gpu.download(td)}, 0, "rows permuted");
+        }
+        // FAST linears with fp16 weights: the backend's own kernel on the edge shapes of linear(), then every variant
+        long[][] shapes = {{111, 200, 300, 1}, {1, 203, 77, 0}, {257, 1024, 384, 1}, {130, 64, 4096, 0}};
+        for (long[] sh : shapes) {
+            int r = (int) sh[0];
+            int in = (int) sh[1];
+            int out = (int) sh[2];
+            float[] x = gaussian(r * in, 1);
+            float[] w = gaussian(out * in, 0.05);
+            float[] b = sh[3] == 1 ? gaussian(out, 1) : null;
+            float[] ref = linearOn(cpu, roundedToHalf(x), roundedToHalf(w), b, r, in, out);
+            float[] twin = halfWeightLinearOn(cpu, x, w, b, r, in, out);
+            double err = scaledErr(halfWeightLinearOn(gpu, x, w, b, r, in, out), ref);
+            String shape = r + "×" + in + " · (" + out + "×" + in + ")ᵀ" + (b != null ? " + bias" : "");
+            expect(err < 1e-5, "linear with an fp16 weight (FAST) " + shape, String.format(Locale.ROOT, "max error"
+                    + " %.2e of max |y| against the CPU product of fp16-rounded operands (CPU twin with the fp16"
+                    + " weight: %.2e)", err, scaledErr(twin, ref)));
+        }
+        for (int shared : new int[] {Integer.MAX_VALUE, TensorCoreGemm.A100_SHARED_BYTES,
+                TensorCoreGemm.SMALL_DEVICE_SHARED_BYTES}) {
+            TensorCoreGemm g = new TensorCoreGemm(ctx, shared);
+            for (int in : new int[] {1023, 1024}) {
+                int r = 257;
+                int out = 300;
+                float[] x = gaussian(r * in, 1);
+                float[] w = gaussian(out * in, 0.05);
+                float[] b = gaussian(out, 1);
+                float[] ref = linearOn(cpu, roundedToHalf(x), roundedToHalf(w), b, r, in, out);
+                float[] got;
+                try (DeviceTensor tx = gpu.halfZeros(r, in); DeviceTensor tw = gpu.halfZeros(out, in);
+                        DeviceTensor fx = gpu.upload(x.clone(), r, in); DeviceTensor fw = gpu.upload(w.clone(), out, in);
+                        DeviceTensor tb = gpu.upload(b.clone(), 1, out); DeviceTensor ty = gpu.zeros(r, out)) {
+                    gpu.roundToHalf(fx, tx);
+                    gpu.roundToHalf(fw, tw);
+                    g.gemmNTHalf(tx.halfMatrix(), tw.halfMatrix(), ty.matrix(), tb.matrix(), 1f, 0f);
+                    got = gpu.download(ty);
+                }
+                double err = scaledErr(got, ref);
+                expect(err < 1e-5, "gemm " + g.halfKernel() + " " + r + "×" + in + " · (" + out + "×" + in + ")ᵀ + bias",
+                        String.format(Locale.ROOT, "max error %.2e of max |y| (%s)", err, in % 8 == 0
+                                ? "16-byte copies" : "rows not 16-byte aligned: element copies"));
+            }
+        }
+        // an fp16 tensor outside the operations that take one, and an fp16 weight outside a FAST scope
+        String refusals;
+        try (Tensor h = gpu.halfZeros(4, 8); Tensor x = gpu.zeros(2, 8); Tensor y = gpu.zeros(2, 4)) {
+            refusals = thrown(() -> gpu.add(h, h, h)) + "; " + thrown(() -> gpu.linear(x, h, null, y));
+        }
+        expect(refusals.startsWith("IllegalArgumentException") && refusals.contains("; IllegalStateException"),
+                "fp16 tensors refused elsewhere", refusals);
+    }
+
+    private static String thrown(Runnable op) {
+        try {
+            op.run();
+            return "nothing thrown";
+        } catch (RuntimeException e) {
+            return e.getClass().getSimpleName() + ": " + e.getMessage();
+        }
+    }
+
+    /** roundToHalf of v into an fp16 tensor of {@code be}, read back as floats. */
+    private static float[] roundIntoHalf(Backend be, float[] v) {
+        try (Tensor t = be.upload(v.clone(), v.length); Tensor h = be.halfZeros(v.length)) {
+            be.roundToHalf(t, h);
+            return be.download(h);
+        }
+    }
+
+    /** A FAST linear whose weight is w rounded into an fp16 tensor. */
+    private static float[] halfWeightLinearOn(Backend be, float[] x, float[] w, float[] b, int rows, int in,
+            int out) {
+        try (Tensor tx = be.upload(x.clone(), rows, in);
+                Tensor fw = be.upload(w.clone(), out, in);
+                Tensor tw = be.halfZeros(out, in);
+                Tensor tb = b == null ? null : be.upload(b.clone(), out);
+                Tensor ty = be.zeros(rows, out)) {
+            be.roundToHalf(fw, tw);
+            try (Backend.ModeScope fast = be.linearMode(Backend.LinearMode.FAST)) {
+                be.linear(tx, tw, tb, ty);
+            }
+            return be.download(ty);
         }
     }
 
@@ -285,6 +413,71 @@ public final class GpuBackendTest {
         expect(err < 1e-5 && asymmetric == 0, "accumulateGram " + rows + "×" + n, String.format(Locale.ROOT,
                 "gram += xᵀx onto a symmetric start (fp32 SIMT): max error %.2e of max |g|, %d asymmetric pairs", err,
                 asymmetric));
+    }
+
+    /**
+     * accumulateHalfGram (fp16 tensor cores, upper triangle) finished by finishHessian (mirror, ÷ rows) against the CPU
+     * twin (round to fp16, fp32 Gram, ÷ rows), over two chunks whose shapes are not multiples of the tiles.
+     */
+    private void halfGram(CudaBackend gpu) {
+        int n = 777;
+        int[] chunks = {100, 33};
+        float[][] xs = {gaussian(chunks[0] * n, 1), gaussian(chunks[1] * n, 1)};
+        float[][] cpuGpu = new float[2][];
+        Backend[] backends = {cpu, gpu};
+        for (int b = 0; b < 2; b++) {
+            try (Tensor g = backends[b].zeros(n, n)) {
+                for (int c = 0; c < 2; c++) {
+                    try (Tensor x = backends[b].upload(xs[c].clone(), chunks[c], n)) {
+                        backends[b].accumulateHalfGram(x, g);
+                    }
+                }
+                backends[b].finishHessian(g, chunks[0] + chunks[1]);
+                cpuGpu[b] = backends[b].download(g);
+            }
+        }
+        int asymmetric = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < i; j++) {
+                asymmetric += cpuGpu[1][i * n + j] != cpuGpu[1][j * n + i] ? 1 : 0;
+            }
+        }
+        double err = scaledErr(cpuGpu[1], cpuGpu[0]);
+        expect(err < 1e-5 && asymmetric == 0, "accumulateHalfGram 100+33×777 + finishHessian", String.format(
+                Locale.ROOT, "fp16 tensor cores vs CPU twin: max error %.2e of max |h|, %d asymmetric pairs", err,
+                asymmetric));
+    }
+
+    /**
+     * uploadWidened (16-bit bytes through the pinned slab, widened on the device in 64 MiB parts) against the CPU
+     * twin's host widening, fp16 and bf16: every 16-bit pattern, then random ones up to a length that leaves a partial
+     * last part; NaNs compared as NaNs.
+     */
+    private void uploadWidened(CudaBackend gpu) throws java.io.IOException {
+        int n = (32 << 20) + 12345;
+        byte[] bytes = new byte[2 * n];
+        for (int i = 0; i < n; i++) {
+            int v = i < 65536 ? i : random.nextInt(65536);
+            bytes[2 * i] = (byte) v;
+            bytes[2 * i + 1] = (byte) (v >>> 8);
+        }
+        Backend.StoredBytes source = (offset, dst) -> dst.put(bytes, (int) offset, dst.remaining());
+        for (boolean bf16 : new boolean[] {false, true}) {
+            float[] want;
+            float[] got;
+            try (Tensor c = cpu.uploadWidened(source, bf16, n); Tensor g = gpu.uploadWidened(source, bf16, n)) {
+                want = cpu.download(c);
+                got = gpu.download(g);
+            }
+            int differ = 0;
+            for (int i = 0; i < n; i++) {
+                boolean same = Float.isNaN(want[i]) ? Float.isNaN(got[i])
+                        : Float.floatToRawIntBits(want[i]) == Float.floatToRawIntBits(got[i]);
+                differ += same ? 0 : 1;
+            }
+            expect(differ == 0, "uploadWidened " + (bf16 ? "bf16" : "fp16") + " " + n + " values",
+                    differ + " values differ from the CPU twin's widening (every 16-bit pattern included)");
+        }
     }
 
     private static float[] gramOn(Backend be, float[] x, float[] start, int rows, int n) {
@@ -558,6 +751,9 @@ public final class GpuBackendTest {
                         false, b.matrix(), c.matrix(), 1f, 0f)));
                 perfFlops("accumulateGram (fp32 SIMT, upper half + mirror) n 8192, 8192 rows", 1.0 * n * (n + 1) * n,
                         median(3, () -> gpu.accumulateGram(a, c)));
+                perfFlops("accumulateHalfGram (fp16 tensor cores, upper half, rounding and operand allocation"
+                        + " included) n 8192, 8192 rows", 1.0 * n * (n + 1) * n, median(3,
+                        () -> gpu.accumulateHalfGram(a, c)));
             }
             // the 110B MLP projections: 32768 tokens through 8192 → 49152 (gate, up) and 49152 → 8192 (down)
             int tokens = 32768;
@@ -571,15 +767,40 @@ public final class GpuBackendTest {
                         h)));
                 perfFlops("linear FP16 (FAST) 32768×8192 → 49152 (gate/up)", flops, median(3, () -> fastLinear(gpu,
                         x, wUp, h)));
-                TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, true);
+                TensorCoreGemm smallTiles = new TensorCoreGemm(ctx, TensorCoreGemm.SMALL_DEVICE_SHARED_BYTES);
                 perfFlops("linear FP16 small tiles (128 × 128, 2 stages) 32768×8192 → 49152", flops, median(3,
                         () -> smallTiles.gemmNT(x.matrix(), wUp.matrix(), h.matrix(), null, 1f, 0f, Precision.FP16)));
+                // fp16 operands in device memory: the measurement's candidates (fp16 weights, input converted once
+                // per linear), and the GEMM alone on each of its variants
+                TensorCoreGemm own = new TensorCoreGemm(ctx);
+                try (DeviceTensor wUpHalf = gpu.halfZeros(inter, hidden); DeviceTensor xHalf = gpu.halfZeros(tokens,
+                        hidden)) {
+                    gpu.roundToHalf(wUp, wUpHalf);
+                    gpu.roundToHalf(x, xHalf);
+                    perfFlops("linear fp16 weight (FAST, input converted) 32768×8192 → 49152 (gate/up)", flops,
+                            median(3, () -> fastLinear(gpu, x, wUpHalf, h)));
+                    for (int shared : new int[] {Integer.MAX_VALUE, TensorCoreGemm.A100_SHARED_BYTES,
+                            TensorCoreGemm.SMALL_DEVICE_SHARED_BYTES}) {
+                        TensorCoreGemm g = new TensorCoreGemm(ctx, shared);
+                        perfFlops("gemm " + g.halfKernel() + " (fp16 operands) 32768×8192 → 49152", flops, median(3,
+                                () -> g.gemmNTHalf(xHalf.halfMatrix(), wUpHalf.halfMatrix(), h.matrix(), null, 1f,
+                                        0f)));
+                    }
+                    perfBytes("input to fp16 (toHalf) 32768×8192 (4 + 2 bytes an element)", 6.0 * tokens * hidden,
+                            median(5, () -> gpu.roundToHalf(x, xHalf)));
+                }
                 try (DeviceTensor wDown = gpu.upload(gaussian(hidden * inter, 0.02), hidden, inter)) {
                     perfFlops("linear TF32 32768×49152 → 8192 (down)", flops, median(3, () -> gpu.linear(h, wDown, null,
                             x)));
                     perfFlops("linear FP16 (FAST) 32768×49152 → 8192 (down)", flops, median(3, () -> fastLinear(gpu,
                             h, wDown, x)));
+                    try (DeviceTensor wDownHalf = gpu.halfZeros(hidden, inter)) {
+                        gpu.roundToHalf(wDown, wDownHalf);
+                        perfFlops("linear fp16 weight (FAST, input converted) 32768×49152 → 8192 (down)", flops,
+                                median(3, () -> fastLinear(gpu, h, wDownHalf, x)));
+                    }
                 }
+                report.perf("fp16-operand kernel on this device: " + own.halfKernel());
             }
             // attention at the 110B model's shape: 64 heads over 8 KV heads of 128, 2 × 2048 tokens
             int batch = 2;
@@ -769,6 +990,19 @@ public final class GpuBackendTest {
                         + " (relative) of the CPU's, %d of %d candidate pairs ordered differently; %.1f s", p, worst,
                         reordered, pairs, seconds);
                 if (p == Precision.TF32X3) {
+                    // the planner's smaller splits: scoring passes of the few weights held, states on the device or
+                    // uploaded per pass; the same operations on the same data, so the same numbers
+                    List<BlockCandidate> resident = m.measure(f.weights(), layer.mlp(), mlpInput, 3, true);
+                    List<BlockCandidate> uploaded = m.measure(f.weights(), layer.mlp(), mlpInput, 5, false);
+                    double apart = 0;
+                    for (int c = 0; c < resident.size(); c++) {
+                        double all = measured.get(1).get(c).accuracy();
+                        apart = Math.max(apart, Math.max(Math.abs(resident.get(c).accuracy() - all),
+                                Math.abs(uploaded.get(c).accuracy() - all)));
+                    }
+                    expect(apart == 0, "tiny MLP measurement in scoring passes", String.format(Locale.ROOT,
+                            "3 weights held with resident states, 5 with uploads: accuracies at most %.1e from all"
+                                    + " held at once", apart));
                     // what the pipeline's GPU tasks run. GPTQ's rounding decisions follow fp32-level differences of the
                     // Hessian, so errors differ by a few 1e-3 (BENCHMARKS.md); the bound is for gross faults
                     expect(worst < 1e-2, "tiny measurement", detail);

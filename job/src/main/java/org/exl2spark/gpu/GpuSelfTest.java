@@ -7,14 +7,17 @@ import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
 import org.exl2spark.backend.CpuBackend;
+import org.exl2spark.backend.CodePacking;
 import org.exl2spark.backend.CpuGptq;
 import org.exl2spark.backend.CudaGptq;
 import org.exl2spark.backend.Tensor;
+import org.exl2spark.io.Half;
 import org.exl2spark.kernels.Bytes;
 import org.exl2spark.kernels.CholeskyKernels;
 import org.exl2spark.kernels.CudaRuntime;
@@ -29,6 +32,7 @@ import org.exl2spark.kernels.ForwardKernels;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.GpuTimer;
 import org.exl2spark.kernels.GptqKernels;
+import org.exl2spark.kernels.HalfKernels;
 import org.exl2spark.kernels.KernelImages;
 import org.exl2spark.kernels.TensorCoreGemm;
 import org.exl2spark.quant.AdaptiveGptq;
@@ -39,14 +43,18 @@ import org.netlib.util.intW;
 /**
  * Runs every CUDA kernel against its CPU twin on fresh random inputs (seed printed) and prints one PASS/FAIL line per
  * check, PERF lines with device timings, and a summary; exits 1 if anything failed. Includes a 49152-wide Hessian
- * (2.4·10⁹ elements, past 32-bit indexing) accumulated on the device and checked entry by entry against fp64 dot
- * products, then factored into the GPTQ inverse factor and checked through U·H·Uᵀ = I.
+ * (2.4·10⁹ elements, past 32-bit indexing) accumulated from fp16 activations on the tensor cores, as tasks do, and
+ * checked entry by entry against fp64 dot products, then factored into the GPTQ inverse factor and checked through
+ * U·H·Uᵀ = I.
  *
- * <pre>java -cp ... org.exl2spark.gpu.GpuSelfTest [--device N] [--seed S] [--big-n 49152] [--big-rows 4096] [--no-big]</pre>
+ * <pre>java -cp ... org.exl2spark.gpu.GpuSelfTest [--device N] [--seed S] [--big-n 49152] [--big-rows 4096] [--no-big]
+ *     [--only GROUP,GROUP]</pre>
  */
 public final class GpuSelfTest {
     /** The ceilings figures are compared with: an H100 SXM's fp32 (non-tensor) rate and its measured copy rate. */
     private static final double PEAK_FP32 = 60e12;
+    /** torch's bf16 tensor-core matmul as measured on the H100 (docs/BENCHMARKS.md): the 16-bit ceiling in reach. */
+    private static final double PEAK_TENSOR16 = 790e12;
     private static final BLAS DBLAS = BLAS.getInstance();
     private static final LAPACK DLAPACK = LAPACK.getInstance();
 
@@ -54,18 +62,23 @@ public final class GpuSelfTest {
     private final DenseKernels dense;
     private final CholeskyKernels cholesky;
     private final GptqKernels gptq;
+    private final HalfKernels half;
     private final long seed;
+    /** Names of the check groups to run (e.g. "find_params,quantize group"), or null for all. */
+    private final Set<String> only;
     /** The CPU twins of the kernels. */
     private final CpuBackend cpu = new CpuBackend();
     private final SplittableRandom random;
     private final CheckReport report = new CheckReport();
     private float[] perfBlock;
 
-    private GpuSelfTest(GpuContext ctx, long seed) {
+    private GpuSelfTest(GpuContext ctx, long seed, Set<String> only) {
         this.ctx = ctx;
+        this.only = only;
         this.dense = new DenseKernels(ctx);
         this.cholesky = new CholeskyKernels(dense);
         this.gptq = new GptqKernels(dense);
+        this.half = new HalfKernels(ctx);
         this.seed = seed;
         this.random = new SplittableRandom(seed);
     }
@@ -81,6 +94,7 @@ public final class GpuSelfTest {
         int bigN = 49152;
         int bigRows = 4096;
         boolean big = true;
+        Set<String> only = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--device" -> device = Integer.parseInt(args[++i]);
@@ -88,6 +102,7 @@ public final class GpuSelfTest {
                 case "--big-n" -> bigN = Integer.parseInt(args[++i]);
                 case "--big-rows" -> bigRows = Integer.parseInt(args[++i]);
                 case "--no-big" -> big = false;
+                case "--only" -> only = Set.of(args[++i].split(","));
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -103,7 +118,7 @@ public final class GpuSelfTest {
         GpuContext ctx = GpuContext.forDevice(device);
         System.out.println("device: " + ctx.device() + ", L2 " + Bytes.format(ctx.device().l2CacheBytes())
                 + ", free " + Bytes.format(ctx.memoryInfo()[0]));
-        GpuSelfTest t = new GpuSelfTest(ctx, seed);
+        GpuSelfTest t = new GpuSelfTest(ctx, seed, only);
         t.run("kernel images", t::images);
         t.run("device memory pool", t::memoryPool);
         t.run("copy bandwidth", t::copyBandwidth);
@@ -112,6 +127,7 @@ public final class GpuSelfTest {
         t.run("find_params", t::findParams);
         t.run("quantize group", t::quantizeGroup);
         t.run("lazy update", t::lazyUpdate);
+        t.run("pack codes", t::packCodes);
         t.run("gptq ops", t::gptqOps);
         t.run("gptq linear", t::gptqLinear);
         t.run("cholesky inverse", t::choleskyInverse);
@@ -125,6 +141,9 @@ public final class GpuSelfTest {
 
     /** Runs one group of checks in its own memory pool, which frees everything even if the check throws. */
     private void run(String name, Check check) {
+        if (only != null && !only.contains(name)) {
+            return;
+        }
         System.out.println("== " + name);
         long t0 = System.nanoTime();
         DeviceMemory memory = new DeviceMemory(ctx, DeviceMemory.defaultBudget(ctx));
@@ -176,7 +195,7 @@ public final class GpuSelfTest {
 
     private void images(DeviceMemory memory) {
         for (String family : List.of(DenseKernels.FAMILY, CholeskyKernels.FAMILY, GptqKernels.FAMILY,
-                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY)) {
+                ForwardKernels.FAMILY, TensorCoreGemm.FAMILY, HalfKernels.FAMILY)) {
             GpuContext.LoadedModule m = ctx.module(family);
             expect(m.image().kind() == KernelImages.Kind.CUBIN || ctx.device().capability().arch() > 90,
                     "image " + family, "loaded " + m.image() + " on compute " + ctx.device().capability());
@@ -454,6 +473,109 @@ public final class GpuSelfTest {
         perfFlops("hessian accumulate n=8192 rows=8192 (upper half, n(n+1)·rows flops)", (double) pn * (pn + 1) * rows,
                 median(3, () -> dense.accumulateGram(px, ph)));
         perfBytes("hessian symmetrize n=8192", 2.0 * pn * pn * 4, median(3, () -> dense.symmetrize(ph, 1f)));
+        memory.free(ph.buffer());
+        memory.free(px.buffer());
+        halfGram(memory);
+        // the quantization pass's shapes: a chunk of 2 × 2048 tokens into down_proj's Hessian, 4 × 2048 into q/k/v's
+        for (int[] shape : new int[][] {{8192, 8192}, {8192, 4096}, {49152, 4096}}) {
+            int gn = shape[0];
+            int tokens = shape[1];
+            DeviceMatrix gh = memory.matrix("perf H", gn, gn);
+            DeviceMatrix gx = memory.matrix("perf X", tokens, gn);
+            fillRandom(gx);
+            gh.buffer().zero();
+            DeviceBuffer operand = memory.allocate("perf fp16 operand", HalfKernels.operandBytes(tokens, gn));
+            for (HalfKernels.GramVariant v : List.of(HalfKernels.GramVariant.K32, HalfKernels.GramVariant.K64)) {
+                HalfKernels kernels = new HalfKernels(ctx, v);
+                perfTensor16("hessian accumulate, fp16 tensor cores (" + v + "), n=" + gn + " rows=" + tokens
+                        + " (operand rounding included)", (double) gn * (gn + 1) * tokens,
+                        median(3, () -> kernels.accumulateGram(gx, operand, gh)));
+            }
+            memory.free(operand);
+            memory.free(gh.buffer());
+            memory.free(gx.buffer());
+        }
+    }
+
+    private void perfTensor16(String what, double flops, double ms) {
+        double rate = flops / (ms / 1e3);
+        perf(String.format(Locale.ROOT, "%s: %.3f ms, %.1f TFLOP/s = %.0f%% of %.0f TFLOP/s (16-bit tensor cores)",
+                what, ms, rate / 1e12, 100 * rate / PEAK_TENSOR16, PEAK_TENSOR16 / 1e12));
+    }
+
+    /**
+     * The fp16 Gram (HalfKernels) against fp64 sums of the rounded values, beside its CPU twin's error
+     * ({@code Backend.accumulateHalfGram}'s default: round to fp16, fp32 Gram): two chunks onto a zero upper triangle
+     * whose strict lower triangle holds a marker that must survive. The bound is the 49152-wide check's. Shapes cross the 128 × 256 tiles, the 16-group of row tiles, the 32-token k
+     * step and the 8-column padding; one x is a view with an unaligned row stride, one has values past fp16's range.
+     */
+    private void halfGram(DeviceMemory memory) {
+        int[][] shapes = {{1, 1}, {31, 7}, {33, 129}, {100, 300}, {517, 1000}, {64, 2056}, {40, 4100}};
+        float marker = 12345f;
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int n = s[1];
+            boolean view = n == 300;
+            boolean outOfRange = n == 129;
+            float[] x1 = gaussian(rows * n, 1f);
+            float[] x2 = gaussian(rows * n, 1f);
+            if (outOfRange) {
+                x1[0] = 70000f;
+                x2[n + 1] = -1e6f;
+            }
+            float[] start = new float[n * n];
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < i; j++) {
+                    start[i * n + j] = marker;
+                }
+            }
+            DeviceMatrix g = memory.matrix("half gram", n, n);
+            g.upload(start);
+            DeviceBuffer operand = memory.allocate("fp16 operand", HalfKernels.operandBytes(rows, n));
+            for (float[] x : List.of(x1, x2)) {
+                DeviceMatrix dx = place(memory, "half gram x", rows, n, x, view);
+                half.accumulateGram(dx, operand, g);
+                memory.free(dx.buffer());
+            }
+            float[] got = g.download();
+            memory.free(g.buffer());
+            memory.free(operand);
+
+            Tensor tg = cpu.zeros(n, n);
+            cpu.accumulateHalfGram(cpu.upload(x1.clone(), rows, n), tg);
+            cpu.accumulateHalfGram(cpu.upload(x2.clone(), rows, n), tg);
+            float[] twin = cpu.download(tg);
+            double[] ref = new double[n * n];
+            for (float[] x : List.of(x1, x2)) {
+                double[] h = new double[x.length];
+                for (int i = 0; i < x.length; i++) {
+                    h[i] = Half.toFloat(Half.fromFloat(Math.max(-65504f, Math.min(65504f, x[i]))));
+                }
+                DBLAS.dgemm("N", "T", n, n, rows, 1.0, h, 0, n, h, 0, n, 1.0, ref, 0, n);
+            }
+            double errGpu = 0;
+            double errTwin = 0;
+            int lowerChanged = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    if (j < i) {
+                        lowerChanged += got[i * n + j] != marker ? 1 : 0;
+                        continue;
+                    }
+                    double scale = Math.sqrt(ref[i * n + i] * ref[j * n + j]);
+                    errGpu = Math.max(errGpu, nanInf(Math.abs(got[i * n + j] - ref[i * n + j]) / scale));
+                    errTwin = Math.max(errTwin, nanInf(Math.abs(twin[i * n + j] - ref[i * n + j]) / scale));
+                }
+            }
+            expect(errGpu < 1e-5 && lowerChanged == 0,
+                    "fp16 gram " + rows + "×" + n + (view ? " (strided view)" : "") + (outOfRange ? " (clamped)" : ""),
+                    String.format(Locale.ROOT, "2 chunks, upper triangle vs fp64 of the fp16 values: max |err|/sqrt(Hii·Hjj)"
+                            + " GPU %.2e, CPU twin %.2e; strict lower changed %d", errGpu, errTwin, lowerChanged));
+        }
+    }
+
+    private static double nanInf(double e) {
+        return Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -465,9 +587,11 @@ public final class GpuSelfTest {
         DeviceMatrix w = memory.matrix("W", maxRows, cols);
         int[] bitsList = {2, 3, 4, 5, 6, 8};
         int[] groups = {32, 64, 128, 256};
-        String[] kinds = {"gaussian", "heavy-tailed", "zero column", "tiny (fp16 subnormal scales)"};
+        String[] kinds = {"gaussian", "heavy-tailed", "zero column", "tiny (fp16 subnormal scales)",
+            "all zero (every grid point ties)"};
         int cases = 0;
         int exact = 0;
+        int exactPoints = 0;
         List<String> mismatches = new ArrayList<>();
         try (GptqKernels.Workspace ws = new GptqKernels.Workspace(memory, cols, maxRows)) {
             for (int kind = 0; kind < kinds.length; kind++) {
@@ -479,6 +603,7 @@ public final class GpuSelfTest {
                     w.upload(host);
                     gptq.findParams(w, a, a + g, bits, ws);
                     GptqKernels.GroupScales got = ws.read();
+                    exactPoints += ws.exactPoints();
                     CpuGptq.ScaleSearch twin = CpuGptq.findParams(host, a, a + g, cols, bits);
                     int scaleDiff = 0;
                     int codeDiff = 0;
@@ -499,7 +624,8 @@ public final class GpuSelfTest {
             }
         }
         expect(exact == cases, "find_params vs CpuGptq.findParams (bit-exact)", exact + "/" + cases
-                + " groups identical (scales, codes, q_scale_max) over bits 2..8, groups 32..256, 4100 columns"
+                + " groups identical (scales, codes, q_scale_max) over bits 2..8, groups 32..256, 4100 columns; "
+                + exactPoints + " of " + cases * GptqKernels.GRID_POINTS + " grid points evaluated exactly"
                 + (mismatches.isEmpty() ? "" : "; " + mismatches));
         memory.free(w.buffer());
 
@@ -509,24 +635,49 @@ public final class GpuSelfTest {
         try (GptqKernels.Workspace ws = new GptqKernels.Workspace(memory, pcols, 128)) {
             double ms = median(5, () -> gptq.findParams(pw, 0, 128, 4, ws));
             perf(String.format(Locale.ROOT, "find_params group 128×14336 4-bit: %.3f ms (97-point grid, %.1f G"
-                    + " element-evaluations/s)", ms, 97.0 * 128 * pcols / (ms / 1e3) / 1e9));
+                    + " element-evaluations/s counting 97 per weight; %d points exact)", ms,
+                    97.0 * 128 * pcols / (ms / 1e3) / 1e9, ws.exactPoints()));
         }
     }
 
     private void quantizeGroup(DeviceMemory memory) {
-        int rows = 384;
-        int cols = 1000;
+        // groups of 1 to 200 rows, starting on and off a multiple of the kernel's 32-row sub-blocks
+        quantizeGroupCases(memory, 384, 1000,
+                new int[][] {{4, 0, 128}, {2, 128, 256}, {8, 256, 384}, {3, 100, 164}, {6, 383, 384}, {5, 37, 237}});
+        // from 16384 columns on the kernel runs 64 columns per block: here with a partial last block
+        quantizeGroupCases(memory, 160, 16411, new int[][] {{4, 0, 128}, {3, 7, 160}});
+
+        // a GPTQ-like U and weight, so the errors fed forward stay finite (random ones overflow into the slow
+        // paths of the divisions)
+        int prow = 256;
+        int pcols = 14336;
+        DeviceMatrix pw = memory.matrix("perf W", prow, pcols);
+        DeviceMatrix pu = memory.matrix("perf U", prow, prow);
+        DeviceMatrix pd = memory.matrix("perf dequant", prow, pcols);
+        DeviceMatrix pe = memory.matrix("perf E", 128, pcols);
+        DeviceBuffer pc = memory.allocate("perf codes", (long) prow * pcols);
+        DeviceBuffer ps = memory.allocateFloats("perf scales", pcols);
+        float[] perfW = gaussian(prow * pcols, 0.05f);
+        pw.upload(perfW);
+        pu.upload(inverseFactor(prow, 2 * prow, 0.12f));
+        ps.copyFromHost(CpuGptq.findParams(perfW, 0, 128, pcols, 4).scale(), 0, pcols, 0);
+        double ms = median(3, () -> gptq.quantizeGroup(pw, pu, 0, 128, 4, ps, pc, pd, pe));
+        perf(String.format(Locale.ROOT, "quantize group 128 rows × 14336 cols: %.3f ms", ms));
+    }
+
+    /** Cases {bits, a, b} of gptq_quantize_group on a rows × cols work matrix against CpuGptq.quantizeGroup. */
+    private void quantizeGroupCases(DeviceMemory memory, int rows, int cols, int[][] cases) {
+        int maxGroup = Arrays.stream(cases).mapToInt(c -> c[2] - c[1]).max().orElse(1);
         float[] u = inverseFactor(rows, rows, 0.12f);
         float[] w0 = gaussian(rows * cols, 0.05f);
         DeviceMatrix w = memory.matrix("W", rows, cols);
         DeviceMatrix du = memory.matrix("U", rows, rows);
         DeviceMatrix deq = memory.matrix("dequant", rows, cols);
-        DeviceMatrix err = memory.matrix("E", 128, cols);
+        DeviceMatrix err = memory.matrix("E", maxGroup, cols);
         DeviceBuffer codes = memory.allocate("codes", (long) rows * cols);
         DeviceBuffer scale = memory.allocateFloats("scales", cols);
         w.upload(w0);
         du.upload(u);
-        int[][] cases = {{4, 0, 128}, {2, 128, 256}, {8, 256, 384}, {3, 100, 164}, {6, 383, 384}};
         for (int[] cs : cases) {
             int bits = cs[0];
             int a = cs[1];
@@ -562,20 +713,6 @@ public final class GpuSelfTest {
         for (DeviceBuffer d : List.of(w.buffer(), du.buffer(), deq.buffer(), err.buffer(), codes, scale)) {
             memory.free(d);
         }
-
-        int prow = 4096;
-        int pcols = 14336;
-        DeviceMatrix pw = memory.matrix("perf W", prow, pcols);
-        DeviceMatrix pu = memory.matrix("perf U", prow, prow);
-        DeviceMatrix pd = memory.matrix("perf dequant", prow, pcols);
-        DeviceMatrix pe = memory.matrix("perf E", 128, pcols);
-        DeviceBuffer pc = memory.allocate("perf codes", (long) prow * pcols);
-        DeviceBuffer ps = memory.allocateFloats("perf scales", pcols);
-        fillRandom(pw);
-        fillRandom(pu);
-        ps.fill32(0, pcols, Float.floatToRawIntBits(0.01f));
-        double ms = median(3, () -> gptq.quantizeGroup(pw, pu, 0, 128, 4, ps, pc, pd, pe));
-        perf(String.format(Locale.ROOT, "quantize group 128 rows × 14336 cols: %.3f ms", ms));
     }
 
     private void lazyUpdate(DeviceMemory memory) {
@@ -663,6 +800,62 @@ public final class GpuSelfTest {
         fillRandom(pk);
         perfFlops("lazy update of a 512-row block (K=512), rows 14336 × cols 4096", 2.0 * (prow - k) * pcols * k,
                 median(3, () -> gptq.lazyUpdate(pw, pu, 0, k, pk)));
+    }
+
+    /**
+     * gptq_pack_codes against CodePacking.packGroup (the codec's packer) on random codes, word for word: every bit
+     * width, groups whose bit streams end inside a word, and q-row ranges that start inside a group.
+     */
+    private void packCodes(DeviceMemory memory) {
+        int cols = 1000;
+        int[] bits = {8, 6, 5, 4, 3, 2, 3, 5};
+        int[] rows = {32, 64, 7, 100, 33, 1, 128, 61};
+        int height = Arrays.stream(rows).sum();
+        byte[][] codes = new byte[height][cols];
+        byte[] flat = new byte[height * cols];
+        int[] qStart = new int[bits.length + 1];
+        for (int g = 0, row = 0; g < bits.length; row += rows[g], g++) {
+            for (int r = row; r < row + rows[g]; r++) {
+                for (int n = 0; n < cols; n++) {
+                    codes[r][n] = (byte) random.nextInt(1 << bits[g]);
+                    flat[r * cols + n] = codes[r][n];
+                }
+            }
+            qStart[g + 1] = qStart[g] + (int) CodePacking.qRows(rows[g], bits[g]);
+        }
+        int[][] want = new int[qStart[bits.length]][cols];
+        DeviceBuffer dc = memory.allocate("codes", flat.length);
+        dc.copyFromHost(flat, 0, flat.length, 0);
+        DeviceBuffer out = memory.allocate("packed", 4L * want.length * cols);
+        int[] got = new int[want.length * cols];
+        int wordDiff = 0;
+        for (boolean split : new boolean[] {false, true}) {
+            out.fill32(0, (long) want.length * cols, 0xdeadbeef);
+            for (int g = 0, row = 0; g < bits.length; row += rows[g], g++) {
+                int q = qStart[g + 1] - qStart[g];
+                if (!split) {
+                    CodePacking.packGroup(codes, row, rows[g], bits[g], want, qStart[g]);
+                    gptq.packCodes(dc, cols, row, rows[g], bits[g], 0, q, out, 4L * qStart[g] * cols);
+                } else {
+                    // the group's q-rows in two calls, the second starting inside the group's bit stream
+                    int first = q / 2;
+                    gptq.packCodes(dc, cols, row, rows[g], bits[g], 0, first, out, 4L * qStart[g] * cols);
+                    gptq.packCodes(dc, cols, row, rows[g], bits[g], first, q - first, out,
+                            4L * (qStart[g] + first) * cols);
+                }
+            }
+            out.copyToHost(0, got, 0, got.length);
+            for (int q = 0; q < want.length; q++) {
+                for (int n = 0; n < cols; n++) {
+                    wordDiff += got[q * cols + n] != want[q][n] ? 1 : 0;
+                }
+            }
+        }
+        expect(wordDiff == 0, "pack codes vs CodePacking.packGroup (the codec's packer)", wordDiff + " of "
+                + 2 * want.length * cols + " words differ; " + bits.length + " groups of 2-8 bits, " + height
+                + " rows × " + cols + ", whole groups and groups in two q-row ranges");
+        memory.free(dc);
+        memory.free(out);
     }
 
     /** The GPTQ operations CudaGptq adds over the kernels against their CpuBackend twins: copies, bit for bit. */
@@ -1035,15 +1228,17 @@ public final class GpuSelfTest {
         long t0 = System.nanoTime();
         float[] x = new float[Math.multiplyExact(rows, n)];
         long xSeed = random.nextLong();
+        // fp16 values, as the tasks' Hessians see them: the fp64 references below sum exactly what the kernel does
         IntStream.range(0, rows).parallel().forEach(r -> {
             SplittableRandom rr = new SplittableRandom(xSeed + r);
             for (int c = 0; c < n; c++) {
-                x[r * n + c] = (float) rr.nextGaussian();
+                x[r * n + c] = Half.toFloat(Half.fromFloat((float) rr.nextGaussian()));
             }
         });
         System.out.printf(Locale.ROOT, "      host X generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
         DeviceMatrix h = memory.matrix("big H", n, n);
         DeviceMatrix xs = memory.matrix("X chunk", chunk, n);
+        DeviceBuffer operand = memory.allocate("X chunk fp16", HalfKernels.operandBytes(chunk, n));
         h.buffer().zero();
         int batches = rows / chunk;
         double accMs = 0;
@@ -1051,15 +1246,15 @@ public final class GpuSelfTest {
             for (int b = 0; b < batches; b++) {
                 xs.upload(0, chunk, x, b * chunk * n);
                 timer.start();
-                dense.accumulateGram(xs, h);
+                half.accumulateGram(xs, operand, h);
                 accMs += timer.stopMillis();
             }
             timer.start();
             dense.symmetrize(h, batches);
             perfBytes("symmetrize n=" + n, 2.0 * elements * 4, timer.stopMillis());
         }
-        perfFlops("hessian accumulate n=" + n + " from " + rows + " rows in chunks of " + chunk,
-                (double) n * (n + 1) * rows, accMs);
+        perfTensor16("hessian accumulate, fp16 tensor cores, n=" + n + " from " + rows + " rows in chunks of " + chunk
+                + " (operand rounding included)", (double) n * (n + 1) * rows, accMs);
 
         // whole rows (upper and mirrored lower parts, flat offsets past 2^31) and scattered entries vs fp64 dots
         int[] sampleRows = {0, 1, 12345, 43690, 43691, n - 2, n - 1};
@@ -1107,10 +1302,11 @@ public final class GpuSelfTest {
             worst = Math.max(worst, Double.isNaN(e) ? Double.POSITIVE_INFINITY : e);
             checked++;
         }
-        expect(worst < 1e-5, "hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
+        expect(worst < 1e-5, "fp16 hessian n=" + n + " (64-bit offsets) vs fp64 dot products", String.format(Locale.ROOT,
                 "%d entries (%d whole rows incl. row %d at flat offset %d, 2000 random): max |err|/sqrt(Hii·Hjj) %.2e",
                 checked, sampleRows.length, n - 1, (long) (n - 1) * n, worst));
         memory.free(xs.buffer());
+        memory.free(operand);
 
         // GPTQ damping, then U with H⁻¹ = UᵀU; checked through (U·H·Uᵀ)[i][j] = δij with H kept in a copy
         double mean = Arrays.stream(diag).sum() / n;
@@ -1193,6 +1389,7 @@ public final class GpuSelfTest {
             w[i] = (float) switch (kind) {
                 case 1 -> 0.02 * g / Math.sqrt(0.05 + random.nextDouble());
                 case 3 -> 3e-6 * g;
+                case 4 -> 0;
                 default -> 0.02 * g;
             };
         }

@@ -7,7 +7,9 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
+import org.exl2spark.backend.Backend;
 import org.exl2spark.backend.CudaBackend;
+import org.exl2spark.backend.Tensor;
 import org.exl2spark.example.ExampleWeights;
 import org.exl2spark.kernels.GpuContext;
 import org.exl2spark.kernels.TensorCoreGemm.Precision;
@@ -28,7 +30,8 @@ import org.exl2spark.quant.QParams;
 
 /**
  * One decoder layer of the model {@code exl2 example --preset P} writes (default qwen1.5-110b: hidden 8192,
- * intermediate 49152; its weights drawn in memory by {@link ExampleWeights}, the same values) measured and quantized
+ * intermediate 49152; with {@code --model DIR} read from its safetensors as tasks read them, else drawn in memory by
+ * {@link ExampleWeights}, the same values) measured and quantized
  * by the task code the Spark stages run ({@link BlockMeasurement}, {@link BlockQuantization}), in process, on
  * {@link CudaBackend} with the tasks' precision and a pool of the given budget. Each block is planned first
  * ({@link MemoryPlanner}: row chunk, dequantized weights held) and run as planned; prints each block's time, the
@@ -72,7 +75,8 @@ public final class LayerBenchmark {
                     timeOneForward(transformer, runner, weights, block, measureInput);
                     BlockMeasurement m = new BlockMeasurement(runner);
                     long t0 = System.nanoTime();
-                    List<BlockCandidate> candidates = m.measure(weights, block, measureInput, plan.dequantSlots());
+                    List<BlockCandidate> candidates = m.measure(weights, block, measureInput, plan.dequantSlots(),
+                            plan.residentStates());
                     ctx.synchronize();
                     double s = (System.nanoTime() - t0) / 1e9;
                     measured += s;
@@ -93,8 +97,10 @@ public final class LayerBenchmark {
                 TaskPlan plan = planner.quantizeBlock(block, quantRows, length);
                 System.out.println("\nplan: " + plan.render());
                 try (CudaBackend backend = new CudaBackend(ctx, budget, Precision.TF32X3)) {
-                    BlockQuantization q = new BlockQuantization(new BlockRunner(new Transformer(
-                            weights.architecture(), backend), plan.rowChunk()));
+                    BlockRunner runner = new BlockRunner(new Transformer(weights.architecture(), backend),
+                            plan.rowChunk());
+                    timeHessianForward(ctx, runner, weights, block, parts);
+                    BlockQuantization q = new BlockQuantization(runner);
                     long t0 = System.nanoTime();
                     var linears = q.quantize(weights, block, chosen.get(block.key()), parts);
                     ctx.synchronize();
@@ -114,8 +120,8 @@ public final class LayerBenchmark {
     }
 
     /**
-     * What the measurement's parts cost apart: loading the block (drawing the example's weights, a real task reads
-     * them) and one forward over the calibration rows (the measurement runs one per candidate and one reference),
+     * What the measurement's parts cost apart: loading the block (reading the shards with {@code --model}, else
+     * drawing the example's weights) and one forward over the calibration rows (the measurement runs one per candidate and one reference),
      * and one candidate's scoring as the measurement runs it (states and error on the device).
      */
     private static void timeOneForward(Transformer transformer, BlockRunner runner, WeightSource weights,
@@ -134,6 +140,65 @@ public final class LayerBenchmark {
             System.out.printf(Locale.ROOT, "  load block %.1f s; one reference forward over %d×%d tokens %.2f s"
                     + " (incl. host copies); one candidate scored (fast linears, error on the device) %.2f s%n", load,
                     input.rows(), input.tokens(), forward, scored);
+            timeHalfWeightScoring(transformer, runner, w, input, out);
+        }
+    }
+
+    /**
+     * One candidate scored as the measurement scores it now: fp16 weights (the block's own, rounded), the states
+     * already on the device (resident), so only its forward and error count.
+     */
+    private static void timeHalfWeightScoring(Transformer transformer, BlockRunner runner,
+            Transformer.BlockWeights w, HiddenStates input, HiddenStates reference) {
+        var backend = transformer.backend();
+        List<Transformer.LinearWeights> halfLinears = new ArrayList<>();
+        try (BlockRunner.ScoringStates states = runner.scoringStates(input, reference, true)) {
+            for (Transformer.LinearWeights l : w.linears()) {
+                var half = backend.halfZeros(l.weight().shape());
+                backend.roundToHalf(l.weight(), half);
+                halfLinears.add(new Transformer.LinearWeights(l.spec(), half, l.bias()));
+            }
+            Transformer.BlockWeights halfBlock = new Transformer.BlockWeights(w.spec(), w.norm(), halfLinears);
+            long t0 = System.nanoTime();
+            runner.relativeErrorSums(states, List.of(halfBlock), List.of(""));
+            double scored = (System.nanoTime() - t0) / 1e9;
+            System.out.printf(Locale.ROOT, "  one candidate scored with fp16 weights, states on the device %.2f s%n",
+                    scored);
+        } finally {
+            halfLinears.forEach(l -> l.weight().close());
+        }
+    }
+
+    /**
+     * The quantization pass's Hessian forward apart, as BlockQuantization runs it (FAST linears, up to the output
+     * projection): the block loaded from the weights, then the forward over every part with the fp16 Grams, then
+     * without them.
+     */
+    private static void timeHessianForward(GpuContext ctx, BlockRunner runner, WeightSource weights, BlockSpec block,
+            List<HiddenStates> parts) throws Exception {
+        Transformer transformer = runner.transformer();
+        Backend backend = transformer.backend();
+        long t0 = System.nanoTime();
+        try (Transformer.BlockWeights w = transformer.loadBlock(weights, block);
+                Backend.ModeScope fast = backend.linearMode(Backend.LinearMode.FAST)) {
+            ctx.synchronize();
+            long t1 = System.nanoTime();
+            Map<String, Tensor> grams = new LinkedHashMap<>();
+            LinearInputObserver gram = (linears, input) -> backend.accumulateHalfGram(input, grams.computeIfAbsent(
+                    linears.get(0).key(), k -> backend.zeros(input.cols(), input.cols())));
+            for (HiddenStates part : parts) {
+                runner.observe(part, w, gram);
+            }
+            ctx.synchronize();
+            long t2 = System.nanoTime();
+            grams.values().forEach(Tensor::close);
+            for (HiddenStates part : parts) {
+                runner.observe(part, w, LinearInputObserver.NONE);
+            }
+            ctx.synchronize();
+            long t3 = System.nanoTime();
+            System.out.printf(Locale.ROOT, "  load block %.1f s; Hessian forward (FAST linears, fp16 Grams) %.2f s,"
+                    + " of which the forward alone %.2f s%n", (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9);
         }
     }
 

@@ -2,6 +2,7 @@ package org.exl2spark.model;
 
 import java.io.IOException;
 import java.util.Arrays;
+import org.exl2spark.io.DType;
 import org.exl2spark.io.ModelDirectory;
 import org.exl2spark.io.ModelFormatException;
 import org.exl2spark.io.TensorInfo;
@@ -27,8 +28,23 @@ public final class CheckpointWeights implements WeightSource {
 
     @Override
     public float[] linearWeight(LinearSpec linear) throws IOException {
-        String name = linear.equals(architecture.lmHead()) ? architecture.lmHeadWeightName() : linear.weightName();
-        return read(name, linear.outFeatures(), linear.inFeatures());
+        return read(weightName(linear), linear.outFeatures(), linear.inFeatures());
+    }
+
+    /** fp16 and bf16 weights as stored, read by range from their shard. */
+    @Override
+    public StoredWeight storedLinearWeight(LinearSpec linear) throws IOException {
+        String name = weightName(linear);
+        TensorInfo t = checked(name, linear.outFeatures(), linear.inFeatures());
+        return switch (t.dtype()) {
+            case F16, BF16 -> new StoredWeight(t.dtype() == DType.BF16,
+                    (offset, dst) -> model.readRange(name, offset, dst));
+            default -> null;
+        };
+    }
+
+    private String weightName(LinearSpec linear) {
+        return linear.equals(architecture.lmHead()) ? architecture.lmHeadWeightName() : linear.weightName();
     }
 
     @Override
@@ -48,12 +64,17 @@ public final class CheckpointWeights implements WeightSource {
     }
 
     private float[] read(String name, long... expectedShape) throws IOException {
+        checked(name, expectedShape);
+        return model.readFloats(name);
+    }
+
+    private TensorInfo checked(String name, long... expectedShape) throws IOException {
         TensorInfo t = model.tensor(name);
         if (!Arrays.equals(t.shape(), expectedShape)) {
             throw new ModelFormatException(model.path() + ": tensor '" + name + "' has shape " + t.shapeString()
                     + ", expected " + Arrays.toString(expectedShape) + " from config.json");
         }
-        return model.readFloats(name);
+        return t;
     }
 
     /** Closes the model directory this reads from. */

@@ -90,9 +90,13 @@ public final class Transformer {
         }
     }
 
+    /** A linear's weight and bias on the backend; 16-bit stored weights are widened by the backend, where it computes. */
     public LinearWeights loadLinear(WeightSource source, LinearSpec linear) throws IOException {
         checkSource(source);
-        Tensor w = backend.upload(source.linearWeight(linear), linear.outFeatures(), linear.inFeatures());
+        WeightSource.StoredWeight stored = source.storedLinearWeight(linear);
+        Tensor w = stored == null
+                ? backend.upload(source.linearWeight(linear), linear.outFeatures(), linear.inFeatures())
+                : backend.uploadWidened(stored.bytes(), stored.bf16(), linear.outFeatures(), linear.inFeatures());
         float[] b = source.bias(linear);
         return new LinearWeights(linear, w, b == null ? null : backend.upload(b, linear.outFeatures()));
     }

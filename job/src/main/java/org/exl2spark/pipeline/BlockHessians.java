@@ -32,11 +32,8 @@ final class BlockHessians implements LinearInputObserver, AutoCloseable {
         }
         long n = linears.get(0).inFeatures();
         Tensor gram = grams.computeIfAbsent(group, g -> backend.zeros(n, n));
-        // ExLlamaV2's Hessians see its fp16 activations (EXL2-SPEC F.1); a copy, the forward goes on in fp32
-        try (Tensor half = backend.zeros(input.shape())) {
-            backend.roundToHalf(input, half);
-            backend.accumulateGram(half, gram);
-        }
+        // ExLlamaV2's Hessians see its fp16 activations (EXL2-SPEC F.1); the input itself stays as it is
+        backend.accumulateHalfGram(input, gram);
     }
 
     /** GPTQ preparation of the Hessian {@code (1/rows) Σ XᵀX} (EXL2-SPEC F.1) of the input {@code linear} reads. */

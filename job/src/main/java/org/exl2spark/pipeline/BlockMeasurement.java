@@ -27,7 +27,7 @@ import org.exl2spark.quant.QParams;
  * states once to collect each linear input's Hessian and the reference outputs; quantize every distinct setting of
  * every projection with GPTQ; then run the block with each candidate's dequantized weights and score it by
  * {@code 1 − mean relative Frobenius error} of the block output. Candidates with the same settings for every
- * projection but the output one share the forward up to it (BlockRunner#relativeErrorSums).
+ * projection but the output one share the forward up to it when scored in one pass (BlockRunner#relativeErrorSums).
  */
 public final class BlockMeasurement {
     private final BlockRunner runner;
@@ -46,17 +46,25 @@ public final class BlockMeasurement {
     }
 
     public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input) throws IOException {
-        return measure(weights, block, input, Integer.MAX_VALUE);
+        return measure(weights, block, input, Integer.MAX_VALUE, false);
+    }
+
+    /** {@link #measure(WeightSource, BlockSpec, HiddenStates, int, boolean)} uploading the states for each pass. */
+    public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input, int dequantSlots)
+            throws IOException {
+        return measure(weights, block, input, dequantSlots, false);
     }
 
     /**
      * Measures with at most {@code dequantSlots} dequantized projection weights held at once (the memory planner's
-     * choice on a device; at least the block's projection count). With room for every distinct setting, all GPTQ
-     * runs go first, in parallel; with less, candidates are evaluated in order and a setting evicted earlier is
-     * quantized again. Either way the candidates' scores are the same.
+     * choice on a device; at least the block's projection count), fp16 tensors that only the candidates' FAST
+     * linears read. Candidates are scored in the planner's passes ({@link MemoryPlanner#scoringPasses}): the
+     * settings a pass needs are quantized unless held (a setting evicted earlier is quantized again), then its
+     * candidates are scored together. With {@code residentStates} the input and reference states stay on the device
+     * for every pass; otherwise they go up once per pass. The candidates' scores do not depend on either choice.
      */
-    public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input, int dequantSlots)
-            throws IOException {
+    public List<BlockCandidate> measure(WeightSource weights, BlockSpec block, HiddenStates input, int dequantSlots,
+            boolean residentStates) throws IOException {
         List<Map<String, QParams>> table = table(block);
         if (dequantSlots < block.linears().size()) {
             throw new IllegalArgumentException(block.key() + ": " + dequantSlots + " dequantized-weight slots, a"
@@ -66,40 +74,22 @@ public final class BlockMeasurement {
                 BlockHessians hessians = new BlockHessians(backend)) {
             HiddenStates reference = runner.forward(input, original, hessians);
             Map<String, Tensor> dequantized = new HashMap<>();
-            try {
-                Map<String, GptqJob> jobs = new LinkedHashMap<>();
-                for (LinearSpec l : block.linears()) {
-                    AdaptiveGptq.Preparation<Tensor> prep = hessians.preparation(l, input.rows());
-                    Tensor w = original.linear(l.shortName()).weight();
-                    for (Map<String, QParams> row : table) {
-                        QParams qp = row.get(l.shortName());
-                        jobs.putIfAbsent(MemoryPlanner.settingKey(l, qp), new GptqJob(l, w, prep, qp));
-                    }
+            Map<String, GptqJob> jobs = new LinkedHashMap<>();
+            for (LinearSpec l : block.linears()) {
+                AdaptiveGptq.Preparation<Tensor> prep = hessians.preparation(l, input.rows());
+                Tensor w = original.linear(l.shortName()).weight();
+                for (Map<String, QParams> row : table) {
+                    QParams qp = row.get(l.shortName());
+                    jobs.putIfAbsent(MemoryPlanner.settingKey(l, qp), new GptqJob(l, w, prep, qp));
                 }
-                DequantCache<String> held = new DequantCache<>(Math.min(dequantSlots, jobs.size()));
-                if (dequantSlots >= jobs.size()) {
-                    // every distinct (projection, setting) once: independent GPTQ runs, in parallel on the CPU's
-                    // cores; a GPU queues them on one stream anyway
-                    jobs.forEach((key, job) -> dequantized.put(key, backend.zeros(job.linear().outFeatures(),
-                            job.linear().inFeatures())));
-                    var runs = backend instanceof CpuBackend ? jobs.entrySet().parallelStream()
-                            : jobs.entrySet().stream();
-                    runs.forEach(e -> e.getValue().run(backend, dequantized.get(e.getKey())));
-                    jobs.keySet().forEach(held::put);
-                }
-                // with every setting held, all candidates are scored together, sharing the forward up to the output
-                // projection among those with the same other settings; otherwise each is scored while its weights
-                // are held (the same numbers either way)
-                boolean allHeld = dequantSlots >= jobs.size();
-                List<BlockWeights> candidates = new ArrayList<>();
-                List<String> sharedKeys = new ArrayList<>();
-                double[] errorSums = new double[table.size()];
-                for (int c = 0; c < table.size(); c++) {
-                    Map<String, QParams> row = table.get(c);
-                    List<String> needed = new ArrayList<>();
-                    for (LinearSpec l : block.linears()) {
-                        needed.add(MemoryPlanner.settingKey(l, row.get(l.shortName())));
-                    }
+            }
+            int slots = Math.min(dequantSlots, jobs.size());
+            DequantCache<String> held = new DequantCache<>(slots);
+            double[] errorSums = new double[table.size()];
+            try (BlockRunner.ScoringStates states = runner.scoringStates(input, reference, residentStates)) {
+                for (List<Integer> pass : MemoryPlanner.scoringPasses(block, table, slots)) {
+                    List<String> needed = MemoryPlanner.passSettings(block, table, pass);
+                    List<String> missing = new ArrayList<>();
                     for (String key : needed) {
                         if (!held.touch(key)) {
                             String evicted = held.evictFor(needed);
@@ -107,50 +97,67 @@ public final class BlockMeasurement {
                                 dequantized.remove(evicted).close();
                             }
                             GptqJob job = jobs.get(key);
-                            Tensor dq = backend.zeros(job.linear().outFeatures(), job.linear().inFeatures());
-                            dequantized.put(key, dq);
+                            dequantized.put(key, backend.halfZeros(job.linear().outFeatures(),
+                                    job.linear().inFeatures()));
                             held.put(key);
-                            job.run(backend, dq);
+                            missing.add(key);
                         }
                     }
-                    List<LinearWeights> linears = new ArrayList<>();
-                    StringBuilder shared = new StringBuilder();
-                    for (LinearSpec l : block.linears()) {
-                        String setting = MemoryPlanner.settingKey(l, row.get(l.shortName()));
-                        linears.add(new LinearWeights(l, dequantized.get(setting), original.linear(l.shortName()).bias()));
-                        if (!l.shortName().equals(block.outputProjection())) {
-                            shared.append(setting).append(';');
-                        }
+                    // independent GPTQ runs: in parallel on the CPU's cores; a GPU queues them on one stream anyway
+                    var runs = backend instanceof CpuBackend ? missing.parallelStream() : missing.stream();
+                    runs.forEach(key -> jobs.get(key).run(backend, dequantized.get(key)));
+                    List<BlockWeights> candidates = new ArrayList<>();
+                    List<String> sharedKeys = new ArrayList<>();
+                    for (int c : pass) {
+                        candidates.add(candidate(block, original, table.get(c), dequantized));
+                        sharedKeys.add(sharedKey(block, table.get(c)));
                     }
-                    // not closed: it borrows the original norm and biases and the cached dequantized weights
-                    BlockWeights candidate = new BlockWeights(block, original.norm(), linears);
-                    if (allHeld) {
-                        candidates.add(candidate);
-                        sharedKeys.add(shared.toString());
-                    } else {
-                        errorSums[c] = runner.relativeErrorSums(input, reference, List.of(candidate),
-                                List.of(shared.toString()))[0];
+                    double[] sums = runner.relativeErrorSums(states, candidates, sharedKeys);
+                    for (int i = 0; i < pass.size(); i++) {
+                        errorSums[pass.get(i)] = sums[i];
                     }
                 }
-                if (allHeld) {
-                    errorSums = runner.relativeErrorSums(input, reference, candidates, sharedKeys);
-                }
-                List<BlockCandidate> out = new ArrayList<>();
-                for (int c = 0; c < table.size(); c++) {
-                    Map<String, QParams> projections = new LinkedHashMap<>();
-                    long bits = 0;
-                    for (LinearSpec l : block.linears()) {
-                        QParams qp = table.get(c).get(l.shortName());
-                        projections.put(l.shortName(), qp);
-                        bits += qp.totalBits(l.inFeatures(), l.outFeatures(), l.hasBias());
-                    }
-                    out.add(new BlockCandidate(Math.max(1e-6, 1 - errorSums[c] / input.rows()), bits, projections));
-                }
-                return out;
             } finally {
                 dequantized.values().forEach(Tensor::close);
             }
+            List<BlockCandidate> out = new ArrayList<>();
+            for (int c = 0; c < table.size(); c++) {
+                Map<String, QParams> projections = new LinkedHashMap<>();
+                long bits = 0;
+                for (LinearSpec l : block.linears()) {
+                    QParams qp = table.get(c).get(l.shortName());
+                    projections.put(l.shortName(), qp);
+                    bits += qp.totalBits(l.inFeatures(), l.outFeatures(), l.hasBias());
+                }
+                out.add(new BlockCandidate(Math.max(1e-6, 1 - errorSums[c] / input.rows()), bits, projections));
+            }
+            return out;
         }
+    }
+
+    /**
+     * A candidate's block: the original norm and biases with its dequantized weights. Not to be closed: it borrows
+     * them all.
+     */
+    private static BlockWeights candidate(BlockSpec block, BlockWeights original, Map<String, QParams> row,
+            Map<String, Tensor> dequantized) {
+        List<LinearWeights> linears = new ArrayList<>();
+        for (LinearSpec l : block.linears()) {
+            String setting = MemoryPlanner.settingKey(l, row.get(l.shortName()));
+            linears.add(new LinearWeights(l, dequantized.get(setting), original.linear(l.shortName()).bias()));
+        }
+        return new BlockWeights(block, original.norm(), linears);
+    }
+
+    /** Equal for candidates whose settings agree on every projection but the output one (their shared forward). */
+    private static String sharedKey(BlockSpec block, Map<String, QParams> row) {
+        StringBuilder shared = new StringBuilder();
+        for (LinearSpec l : block.linears()) {
+            if (!l.shortName().equals(block.outputProjection())) {
+                shared.append(MemoryPlanner.settingKey(l, row.get(l.shortName()))).append(';');
+            }
+        }
+        return shared.toString();
     }
 
     /** One GPTQ run of the measurement: a projection quantized with one setting into its dequantized weight. */

@@ -21,8 +21,9 @@ import org.exl2spark.quant.QParams;
 
 /**
  * The quantization of one block for one target (EXL2-SPEC G), independent of Spark: the original block runs over
- * the quantized-path states to collect every Hessian of the block first, then each projection is quantized with the
- * setting the optimizer chose and packed as EXL2 tensors.
+ * the quantized-path states (up to its output projection, whose output no Hessian needs, with FAST linears) to
+ * collect every Hessian of the block first, then each projection is quantized with the setting the optimizer chose
+ * and packed as EXL2 tensors.
  */
 public final class BlockQuantization {
     private final BlockRunner runner;
@@ -41,9 +42,14 @@ public final class BlockQuantization {
         try (BlockWeights original = transformer.loadBlock(weights, block);
                 BlockHessians hessians = new BlockHessians(backend)) {
             int rows = 0;
-            for (HiddenStates part : inputs) {
-                runner.observe(part, original, hessians);
-                rows += part.rows();
+            // This forward only feeds the Hessians, which see its linear inputs rounded to fp16 anyway, and the
+            // checkpoint's weights are fp16 values: FAST (fp16 operands, fp32 accumulation) changes a linear's output
+            // only by rounding its input to fp16 first, as ExLlamaV2's fp16 forward does (EXL2-SPEC F.1).
+            try (Backend.ModeScope fast = backend.linearMode(Backend.LinearMode.FAST)) {
+                for (HiddenStates part : inputs) {
+                    runner.observe(part, original, hessians);
+                    rows += part.rows();
+                }
             }
             Map<String, AdaptiveGptq.Preparation<Tensor>> preps = new LinkedHashMap<>();
             for (LinearSpec l : block.linears()) {

@@ -93,14 +93,17 @@ final class MeasurePass {
                 }
             }
             int slots = Integer.MAX_VALUE;
+            boolean residentStates = false;
             Optional<MemoryPlanner> planner = TaskPlans.planner(backend, arch);
             if (planner.isPresent()) {
                 TaskPlan plan = TaskPlans.logged(planner.get().measureBlock(block, BlockMeasurement.table(block),
                         input.rows(), input.tokens()));
                 runner = new BlockRunner(t, plan.rowChunk());
                 slots = plan.dequantSlots();
+                residentStates = plan.residentStates();
             }
-            List<BlockCandidate> candidates = new BlockMeasurement(runner).measure(weights, block, input, slots);
+            List<BlockCandidate> candidates = new BlockMeasurement(runner).measure(weights, block, input, slots,
+                    residentStates);
             job.write(job.measurementRecord(block), Measurement.blockJson(block, candidates));
             double best = candidates.stream().mapToDouble(BlockCandidate::accuracy).max().orElse(0);
             return new Tasks.MeasureReport(w.toString(), best, (System.nanoTime() - start) / 1e9);

@@ -15,11 +15,17 @@ public final class DeviceBytes {
     private DeviceBytes() {
     }
 
+    /** An fp16 tensor of {@code elements} (Backend#halfZeros; at least one element is allocated). */
+    public static long halfTensor(long elements) {
+        return 2 * Math.max(1, elements);
+    }
+
     /** The scale search's workspace for {@code cols} columns and groups of ≤ {@code maxGroupRows} rows. */
     public static long scaleSearch(long cols, long maxGroupRows) {
         long blocks = Math.max(1, (maxGroupRows * cols + GRID_BLOCK_ELEMENTS - 1) / GRID_BLOCK_ELEMENTS);
-        // base scales, max scale, grid partials, grid errors, group scales, scale codes, q_scale_max
-        return 4 * cols + 4 + 8L * GRID_POINTS * blocks + 8L * GRID_POINTS + 4 * cols + cols + 4;
+        // base scales, max scale, grid partials, grid errors, group scales, scale codes, q_scale_max, candidates
+        return 4 * cols + 4 + 8L * GRID_POINTS * blocks + 8L * GRID_POINTS + 4 * cols + cols + 4
+                + 4L * (GRID_POINTS + 1);
     }
 
     /**
@@ -41,6 +47,14 @@ public final class DeviceBytes {
         long group = Math.min(maxGroupRows, rows);
         long block = lazyBlockRows(rows, group);
         return rows * cols + 4 * rows * cols + 4 * block * cols + scaleSearch(cols, group);
+    }
+
+    /**
+     * The zero-padded fp16 copy of activations x [rows, n] that {@code Backend.accumulateHalfGram} makes on the device
+     * (HalfKernels.operandBytes: rows padded to 64, columns to 8).
+     */
+    public static long halfGramOperand(long rows, long n) {
+        return 2 * ((rows + 63) / 64 * 64) * ((n + 7) / 8 * 8);
     }
 
     /** Rows of the in-place act-order permutation's temporary panel for an n × n matrix (at least one). */

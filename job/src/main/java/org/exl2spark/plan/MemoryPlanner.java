@@ -15,8 +15,10 @@ import org.exl2spark.quant.QParams;
  * DESIGN.md's memory planner: for each task kind, the peak device bytes predicted from the model's shapes, and the
  * split that keeps it under the budget ({@code spark.exl2.gpu.memoryBudget}): calibration rows per forward chunk and, for
  * a measurement, how many dequantized projection weights stay on the device at once (fewer means some settings are
- * quantized again). A task that does not fit at its smallest split fails here, before any work, naming the module,
- * its shape, the bytes needed and the budget. Everything is fp32 on the device, as the tasks allocate it.
+ * quantized again) and whether its input and reference states stay on the device. A task that does not fit at its
+ * smallest split fails here, before any work, naming the module, its shape, the bytes needed and the budget.
+ * Everything is fp32 on the device, as the tasks allocate it, but the measurement's dequantized weights, which are
+ * fp16 tensors (Backend#halfZeros: only FAST linears read them).
  */
 public final class MemoryPlanner {
     private static final long F = Float.BYTES;
@@ -56,7 +58,11 @@ public final class MemoryPlanner {
         return List.copyOf(groups.values());
     }
 
-    /** Measurement of one block over {@code rows} calibration rows of {@code tokens} tokens. */
+    /**
+     * Measurement of one block over {@code rows} calibration rows of {@code tokens} tokens. Of the two ways to hold
+     * the states while candidates are scored (on the device all along, or uploaded for each scoring pass, leaving
+     * their bytes to more dequantized weights and so fewer passes) it takes the one its time model says is faster.
+     */
     public TaskPlan measureBlock(BlockSpec block, List<Map<String, QParams>> candidates, int rows, int tokens) {
         long weights = weightBytes(block);
         long preps = hessianBytes(block);
@@ -64,7 +70,7 @@ public final class MemoryPlanner {
         long gptqPeak = largestGptqBytes(block);
         int distinct = distinctSettings(block, candidates).size();
         int minSlots = block.linears().size();
-        long slot = maxWeightBytes(block);
+        long slot = dequantizedBytes(block);
         // the candidates' scoring holds a chunk of the reference outputs beside the forward's activations
         long referencePerRow = F * tokens * arch.hiddenSize();
         int chunk = rowChunk(block, rows, tokens, weights + preps + minSlots * slot, referencePerRow);
@@ -78,21 +84,34 @@ public final class MemoryPlanner {
                     + " dequantized weights " + TaskPlan.bytes(minSlots * slot) + ", and the larger of a " + chunk
                     + "-row forward chunk " + TaskPlan.bytes(act) + " and one GPTQ run " + TaskPlan.bytes(gptqPeak));
         }
-        int slots = (int) Math.min(distinct, (budget - fixed - Math.max(act, gptqPeak)) / slot);
-        long peak = Math.max(prepPeak, fixed + Math.max(act, gptqPeak) + slots * slot);
-        int runs = gptqRuns(block, candidates, slots);
-        // one reference forward at fp32 accuracy (states in and out), the candidates' at the fast precision; their
-        // scoring uploads the input and reference states once when every setting is held, else once per candidate
-        double states = statesBytes(rows, tokens);
-        int scoringCalls = slots >= distinct ? 1 : candidates.size();
-        double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
-                + states / rates.hostToDevice() + states / rates.deviceToHost()
-                + candidates.size() * forwardSeconds(block, rows, tokens, rates.fastGemmFlops())
-                + scoringCalls * 2 * states / rates.hostToDevice()
-                + hessianSeconds(block, (long) rows * tokens) + prepareSeconds(block) + runs * meanGptqSeconds(block);
+        long room = budget - fixed - Math.max(act, gptqPeak);
+        long residentBytes = 2 * F * (long) rows * tokens * arch.hiddenSize();
+        int uploadedSlots = (int) Math.min(distinct, room / slot);
+        int residentSlots = (int) Math.min(distinct, (room - residentBytes) / slot);
+        boolean resident = residentSlots >= minSlots && measureSeconds(block, candidates, rows, tokens, residentSlots,
+                true) <= measureSeconds(block, candidates, rows, tokens, uploadedSlots, false);
+        int slots = resident ? residentSlots : uploadedSlots;
+        long peak = Math.max(prepPeak, fixed + Math.max(act, gptqPeak) + slots * slot + (resident ? residentBytes : 0));
         TaskPlan.Kind kind = block.kind() == BlockSpec.Kind.ATTENTION ? TaskPlan.Kind.MEASURE_ATTENTION
                 : TaskPlan.Kind.MEASURE_MLP;
-        return new TaskPlan(kind, block.key(), shape, peak, chunk, slots, runs, seconds);
+        return new TaskPlan(kind, block.key(), shape, peak, chunk, slots, resident, gptqRuns(block, candidates, slots),
+                measureSeconds(block, candidates, rows, tokens, slots, resident));
+    }
+
+    /**
+     * One reference forward at fp32 accuracy (states in and out), the candidates' at the fast precision, the states
+     * going up once (resident) or once per scoring pass, the Hessians, their preparation and the GPTQ runs.
+     */
+    private double measureSeconds(BlockSpec block, List<Map<String, QParams>> candidates, int rows, int tokens,
+            int slots, boolean resident) {
+        double states = statesBytes(rows, tokens);
+        int uploads = resident ? 1 : scoringPasses(block, candidates, slots).size();
+        return forwardSeconds(block, rows, tokens, rates.gemmFlops())
+                + states / rates.hostToDevice() + states / rates.deviceToHost()
+                + candidates.size() * forwardSeconds(block, rows, tokens, rates.halfWeightFlops())
+                + uploads * 2 * states / rates.hostToDevice()
+                + hessianSeconds(block, (long) rows * tokens) + prepareSeconds(block)
+                + gptqRuns(block, candidates, slots) * meanGptqSeconds(block);
     }
 
     /** Quantization of one block's linears for one target: Hessians from a forward, then one GPTQ run each. */
@@ -110,10 +129,11 @@ public final class MemoryPlanner {
                     + " preparation, a " + chunk + "-row forward chunk " + TaskPlan.bytes(act) + " and a GPTQ run "
                     + TaskPlan.bytes(gptqPeak));
         }
-        double seconds = forwardSeconds(block, rows, tokens, rates.gemmFlops())
+        // the Hessians' forward stops before the output projection and runs its linears FAST (BlockQuantization)
+        double seconds = forwardSeconds(block, rows, tokens, rates.fastGemmFlops(), false)
                 + statesBytes(rows, tokens) / rates.hostToDevice() + hessianSeconds(block, (long) rows * tokens)
                 + prepareSeconds(block) + block.linears().size() * meanGptqSeconds(block);
-        return new TaskPlan(TaskPlan.Kind.QUANTIZE_GROUP, block.key(), shape(block), peak, chunk, 0,
+        return new TaskPlan(TaskPlan.Kind.QUANTIZE_GROUP, block.key(), shape(block), peak, chunk, 0, false,
                 block.linears().size(), seconds);
     }
 
@@ -129,7 +149,7 @@ public final class MemoryPlanner {
             throw new PlanException("forward", block.key(), shape(block), peak, budget, "the quantized and the"
                     + " original block's weights " + TaskPlan.bytes(weights) + " and a " + chunk + "-row chunk");
         }
-        return new TaskPlan(TaskPlan.Kind.FORWARD, block.key(), rows + "×" + tokens + " tokens", peak, chunk, 0, 0,
+        return new TaskPlan(TaskPlan.Kind.FORWARD, block.key(), rows + "×" + tokens + " tokens", peak, chunk, 0, false, 0,
                 2 * (forwardSeconds(block, rows, tokens, rates.gemmFlops())
                         + statesBytes(rows, tokens) / rates.hostToDevice()
                         + statesBytes(rows, tokens) / rates.deviceToHost()));
@@ -150,18 +170,63 @@ public final class MemoryPlanner {
         return l.shortName() + "|" + qp.describe();
     }
 
+    /** The settings a candidate uses, one per projection in block order, keyed like the measurement's cache. */
+    public static List<String> neededSettings(BlockSpec block, Map<String, QParams> candidate) {
+        List<String> needed = new ArrayList<>();
+        for (LinearSpec l : block.linears()) {
+            needed.add(settingKey(l, candidate.get(l.shortName())));
+        }
+        return needed;
+    }
+
     /**
-     * GPTQ runs of a measurement holding at most {@code slots} dequantized weights, evaluating candidates in order
-     * and evicting the least recently used weight not needed by the current candidate.
+     * How a measurement holding at most {@code slots} dequantized weights scores its candidates: in table order, in
+     * passes of the longest runs of candidates whose settings fit the slots together. A pass's candidates are scored
+     * in one trip over the states, sharing their forwards up to the output projection where their other settings
+     * agree. Every setting of the block in one pass when the slots hold them all.
+     */
+    public static List<List<Integer>> scoringPasses(BlockSpec block, List<Map<String, QParams>> candidates,
+            int slots) {
+        List<List<Integer>> passes = new ArrayList<>();
+        List<Integer> pass = new ArrayList<>();
+        Set<String> settings = new LinkedHashSet<>();
+        for (int c = 0; c < candidates.size(); c++) {
+            Set<String> grown = new LinkedHashSet<>(settings);
+            grown.addAll(neededSettings(block, candidates.get(c)));
+            if (!pass.isEmpty() && grown.size() > slots) {
+                passes.add(pass);
+                pass = new ArrayList<>();
+                grown = new LinkedHashSet<>(neededSettings(block, candidates.get(c)));
+            }
+            pass.add(c);
+            settings = grown;
+        }
+        if (!pass.isEmpty()) {
+            passes.add(pass);
+        }
+        return passes;
+    }
+
+    /** The settings a scoring pass needs held, in candidate then block order. */
+    public static List<String> passSettings(BlockSpec block, List<Map<String, QParams>> candidates,
+            List<Integer> pass) {
+        Set<String> keys = new LinkedHashSet<>();
+        for (int c : pass) {
+            keys.addAll(neededSettings(block, candidates.get(c)));
+        }
+        return List.copyOf(keys);
+    }
+
+    /**
+     * GPTQ runs of a measurement holding at most {@code slots} dequantized weights: its {@link #scoringPasses} in
+     * order, each quantizing the settings it needs that are not held, evicting the least recently used ones it does
+     * not need.
      */
     public static int gptqRuns(BlockSpec block, List<Map<String, QParams>> candidates, int slots) {
         DequantCache<String> cache = new DequantCache<>(slots);
         int runs = 0;
-        for (Map<String, QParams> row : candidates) {
-            List<String> needed = new ArrayList<>();
-            for (LinearSpec l : block.linears()) {
-                needed.add(settingKey(l, row.get(l.shortName())));
-            }
+        for (List<Integer> pass : scoringPasses(block, candidates, slots)) {
+            List<String> needed = passSettings(block, candidates, pass);
             for (String key : needed) {
                 if (cache.touch(key)) {
                     continue;
@@ -185,8 +250,9 @@ public final class MemoryPlanner {
     }
 
     /**
-     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16-rounded
-     * copy of the widest linear input that Hessian collection makes.
+     * One forward chunk: the state, the normed input, each projection's output, rotary tables, and the fp16 copy of
+     * the widest linear input that Hessian collection makes (whose room also covers the fp16 copy of a FAST linear's
+     * input, in the measurement's candidate forwards, which collect no Hessians).
      */
     long activationBytes(BlockSpec block, long rows, long tokens) {
         long width = 2L * arch.hiddenSize();
@@ -195,11 +261,11 @@ public final class MemoryPlanner {
             width += l.outFeatures();
             widestInput = Math.max(widestInput, l.inFeatures());
         }
-        width += widestInput;
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             width += (long) arch.numHeads() * arch.headDim();
         }
-        return F * rows * tokens * width + F * tokens * arch.headDim();
+        return F * rows * tokens * width + F * tokens * arch.headDim()
+                + DeviceBytes.halfGramOperand(rows * tokens, widestInput);
     }
 
     private static long weightBytes(BlockSpec block) {
@@ -210,8 +276,10 @@ public final class MemoryPlanner {
         return b + F * block.linears().get(0).inFeatures();
     }
 
-    private static long maxWeightBytes(BlockSpec block) {
-        return block.linears().stream().mapToLong(l -> F * l.outFeatures() * l.inFeatures()).max().orElse(0);
+    /** One slot of the measurement: its largest projection's dequantized weight, an fp16 tensor. */
+    private static long dequantizedBytes(BlockSpec block) {
+        return block.linears().stream().mapToLong(l -> DeviceBytes.halfTensor(l.outFeatures() * l.inFeatures()))
+                .max().orElse(0);
     }
 
     private static long hessianBytes(BlockSpec block) {
@@ -253,9 +321,16 @@ public final class MemoryPlanner {
     }
 
     private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops) {
+        return forwardSeconds(block, rows, tokens, linearFlops, true);
+    }
+
+    private double forwardSeconds(BlockSpec block, long rows, long tokens, double linearFlops,
+            boolean outputProjection) {
         double flops = 0;
         for (LinearSpec l : block.linears()) {
-            flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
+            if (outputProjection || !l.shortName().equals(block.outputProjection())) {
+                flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
+            }
         }
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
             // QKᵀ and PV over the causal half
@@ -283,12 +358,15 @@ public final class MemoryPlanner {
         return s;
     }
 
-    /** Lazy updates (≈ rows²·cols FLOP), the scale search (97 evaluations per weight) and a few passes over W. */
+    /**
+     * Lazy updates (≈ rows²·cols FLOP), the scale search (97 evaluations per weight), a few passes over W and the
+     * groups' fixed latency.
+     */
     double gptqSeconds(LinearSpec l) {
         double rows = l.inFeatures();
         double cols = l.outFeatures();
         return rows * rows * cols / rates.lazyUpdateFlops() + 97 * rows * cols / rates.gridEvaluations()
-                + 6 * F * rows * cols / rates.bandwidth();
+                + 6 * F * rows * cols / rates.bandwidth() + rows / 128 * rates.groupSeconds();
     }
 
     private double meanGptqSeconds(BlockSpec block) {

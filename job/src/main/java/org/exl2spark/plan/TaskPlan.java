@@ -8,10 +8,12 @@ import java.util.Locale;
  *
  * @param rowChunk        calibration rows per forward chunk
  * @param dequantSlots    measurement only: dequantized projection weights held at once (0 for other tasks)
+ * @param residentStates  measurement only: the input and reference states stay on the device while candidates are
+ *                        scored, instead of going up once per scoring pass
  * @param gptqRuns        GPTQ runs (a projection quantized with one setting) in the task
  */
 public record TaskPlan(Kind kind, String module, String shape, long peakBytes, int rowChunk, int dequantSlots,
-        int gptqRuns, double seconds) {
+        boolean residentStates, int gptqRuns, double seconds) {
 
     public enum Kind {
         MEASURE_ATTENTION("measure"), MEASURE_MLP("measure"), QUANTIZE_GROUP("quantize"), FORWARD("forward");
@@ -34,6 +36,7 @@ public record TaskPlan(Kind kind, String module, String shape, long peakBytes, i
 
     public String render() {
         String split = "rows/chunk " + rowChunk + (dequantSlots > 0 ? ", dequantized weights held " + dequantSlots : "")
+                + (residentStates ? ", states kept on the device" : "")
                 + (gptqRuns > 0 ? ", GPTQ runs " + gptqRuns : "");
         return String.format(Locale.ROOT, "%-8s %-32s %-28s peak %8.2f GiB  est %8.2f s  (%s)", kind.verb(), module,
                 shape, peakBytes / (double) (1L << 30), seconds, split);

@@ -146,7 +146,7 @@ public final class AdaptiveGptq {
                     }
                     backend.gatherTransposed(run.dequantized(), invperm, null, dequantizedHf);
                 }
-                return stored ? new GptqResult(rows, cols, perm, groups, run.codes()) : null;
+                return stored ? new GptqResult(rows, cols, perm, groups, run.packedCodes()) : null;
             }
         } finally {
             backend.release(w);

@@ -1,5 +1,7 @@
 package org.exl2spark.quant;
 
+import org.exl2spark.backend.CodePacking;
+
 /**
  * One group of an EXL2 linear: permuted input rows {@code [rowStart, rowStart + rows)}, each code {@code bits} wide,
  * packed into q_weight from q-row {@code qRowStart} on (spec A.2, A.3).
@@ -24,7 +26,7 @@ public record Exl2Group(int bits, int rowStart, int rows, int qRowStart) {
     }
 
     static long qRowsFor(long rows, int bits) {
-        return (rows * bits + 31) / 32;
+        return CodePacking.qRows(rows, bits);
     }
 
     /** The fixed symmetric zero point 2^(bits-1) (spec A.5). */

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.List;
+import org.exl2spark.backend.CodePacking;
 import org.exl2spark.io.Half;
 import org.exl2spark.io.TensorInfo;
 import org.exl2spark.io.TensorSpec;
@@ -94,11 +95,36 @@ public final class Exl2Linear {
      */
     public static Exl2Linear encode(Exl2Layout layout, byte[][] codes, byte[][] scaleCodes, short[] scaleMax,
             int[] invperm, short[] bias) {
+        checkRows(layout.key(), "codes", codes, layout.height(), layout.width());
+        int[][] qWeight = new int[layout.qRows()][layout.width()];
+        for (Exl2Group g : layout.groups()) {
+            try {
+                CodePacking.packGroup(codes, g.rowStart(), g.rows(), g.bits(), qWeight, g.qRowStart());
+            } catch (IllegalArgumentException e) {
+                throw bad(layout.key(), e.getMessage());
+            }
+        }
+        return ofPacked(layout, qWeight, scaleCodes, scaleMax, invperm, bias);
+    }
+
+    /**
+     * A quantized linear whose codes are already packed ({@link CodePacking}, e.g. on the device): as {@link #encode}
+     * with {@code qWeight} [qRows][width] in place of the codes; the words are taken, not copied.
+     */
+    public static Exl2Linear ofPacked(Exl2Layout layout, int[][] qWeight, byte[][] scaleCodes, short[] scaleMax,
+            int[] invperm, short[] bias) {
         String key = layout.key();
         int height = layout.height();
         int width = layout.width();
         int groupCount = layout.groups().size();
-        checkRows(key, "codes", codes, height, width);
+        if (qWeight.length != layout.qRows()) {
+            throw bad(key, qWeight.length + " q-rows of packed codes, the groups need " + layout.qRows());
+        }
+        for (int q = 0; q < qWeight.length; q++) {
+            if (qWeight[q].length != width) {
+                throw bad(key, "packed q-row " + q + " has " + qWeight[q].length + " words, expected " + width);
+            }
+        }
         checkRows(key, "scale codes", scaleCodes, groupCount, width);
         if (scaleMax.length != groupCount) {
             throw bad(key, scaleMax.length + " max scales for " + groupCount + " groups");
@@ -113,31 +139,6 @@ public final class Exl2Linear {
         if (layout.hasBias() != (bias != null) || (bias != null && bias.length != width)) {
             throw bad(key, layout.hasBias() ? "a bias of " + width + " values is required"
                     : "the layout has no bias but one was given");
-        }
-
-        int[][] qWeight = new int[layout.qRows()][width];
-        for (Exl2Group g : layout.groups()) {
-            int bits = g.bits();
-            int maxCode = g.maxCode();
-            for (int r = 0; r < g.rows(); r++) {
-                byte[] src = codes[g.rowStart() + r];
-                long bit = (long) r * bits;
-                int word = g.qRowStart() + (int) (bit >>> 5);
-                int shift = (int) (bit & 31);
-                int[] lo = qWeight[word];
-                int[] hi = shift + bits > 32 ? qWeight[word + 1] : null;
-                for (int n = 0; n < width; n++) {
-                    int q = src[n] & 0xff;
-                    if (q > maxCode) {
-                        throw bad(key, "code " + q + " at stored row " + (g.rowStart() + r) + ", column " + n
-                                + " does not fit " + bits + " bits");
-                    }
-                    lo[n] |= q << shift;
-                    if (hi != null) {
-                        hi[n] |= q >>> (32 - shift);
-                    }
-                }
-            }
         }
         int[][] qScale = new int[groupCount][width / 8];
         for (int g = 0; g < groupCount; g++) {
@@ -299,21 +300,8 @@ public final class Exl2Linear {
 
     /** Codes of row {@code r} of group {@code g}: the bits-wide field at stream bit r·bits of each column. */
     private void unpackRow(Exl2Group g, int r, int[] out) {
-        int bits = g.bits();
-        int mask = g.maxCode();
-        long bit = (long) r * bits;
-        int word = g.qRowStart() + (int) (bit >>> 5);
-        int shift = (int) (bit & 31);
-        int[] lo = qWeight[word];
-        if (shift + bits <= 32) {
-            for (int n = 0; n < out.length; n++) {
-                out[n] = (lo[n] >>> shift) & mask;
-            }
-        } else {
-            int[] hi = qWeight[word + 1];
-            for (int n = 0; n < out.length; n++) {
-                out[n] = ((lo[n] >>> shift) | (hi[n] << (32 - shift))) & mask;
-            }
+        for (int n = 0; n < out.length; n++) {
+            out[n] = CodePacking.code(qWeight, g.qRowStart(), r, g.bits(), n);
         }
     }
 

@@ -1,12 +1,14 @@
 package org.exl2spark.quant;
 
 import java.util.List;
+import org.exl2spark.backend.CodePacking;
 
 /**
  * A linear quantized by GPTQ, in EXL2's terms: act-order permutation, groups (bits, rows, scale codes, fp16 max
- * scale) and one code per (permuted row, output column) (EXL2-SPEC A.5–A.7).
+ * scale) and one code per (permuted row, output column), packed as q_weight (EXL2-SPEC A.3, A.5–A.7; {@link
+ * CodePacking}) where the run was: [q-rows][columns].
  */
-public record GptqResult(int rows, int columns, int[] perm, List<QuantGroup> groups, byte[][] codes) {
+public record GptqResult(int rows, int columns, int[] perm, List<QuantGroup> groups, int[][] qWeight) {
 
     /**
      * One group of permuted rows [firstRow, firstRow + rows): its bit width, the stored 4-bit scale code
@@ -17,7 +19,14 @@ public record GptqResult(int rows, int columns, int[] perm, List<QuantGroup> gro
 
     /** Code (0 … 2^bits−1) of permuted row {@code row}, column {@code col}. */
     public int code(int row, int col) {
-        return codes[row][col] & 0xff;
+        int qRowStart = 0;
+        for (QuantGroup g : groups) {
+            if (row < g.firstRow() + g.rows()) {
+                return CodePacking.code(qWeight, qRowStart, row - g.firstRow(), g.bits(), col);
+            }
+            qRowStart += (int) CodePacking.qRows(g.rows(), g.bits());
+        }
+        throw new IndexOutOfBoundsException("row " + row + " of a " + rows + "-row result");
     }
 
     /** The EXL2 tensors of this result for module {@code key}; {@code bias} is fp16 bits or null. */
@@ -34,7 +43,7 @@ public record GptqResult(int rows, int columns, int[] perm, List<QuantGroup> gro
             scaleMax[g] = q.scaleMaxHalf();
         }
         Exl2Layout layout = Exl2Layout.of(key, rows, columns, bits, groupRows, bias != null);
-        return Exl2Linear.encode(layout, codes, scaleCodes, scaleMax, invperm(), bias);
+        return Exl2Linear.ofPacked(layout, qWeight, scaleCodes, scaleMax, invperm(), bias);
     }
 
     public int[] invperm() {

@@ -16,6 +16,8 @@ public final class DenseKernels {
     private static final GpuContext.KernelRef REVERSE = new GpuContext.KernelRef(FAMILY, "reverse_square");
     private static final GpuContext.KernelRef ADD_DIAGONAL = new GpuContext.KernelRef(FAMILY, "add_diagonal");
     private static final GpuContext.KernelRef GATHER_TRANSPOSED = new GpuContext.KernelRef(FAMILY, "gather_transposed");
+    private static final GpuContext.KernelRef GATHER_TRANSPOSED_HALF = new GpuContext.KernelRef(FAMILY,
+            "gather_transposed_half");
     private static final GpuContext.KernelRef GEMV_F64 = new GpuContext.KernelRef(FAMILY, "gemv_f64");
 
     private static final int TILE = 128;      // GEMM output tile, both ways
@@ -110,8 +112,18 @@ public final class DenseKernels {
      * device, one per dst column / row). CPU twin: {@code CpuBackend.gatherTransposed}.
      */
     public void gatherTransposed(DeviceMatrix src, DeviceBuffer rowIndex, DeviceBuffer colIndex, DeviceMatrix dst) {
-        long outRows = dst.rows();
-        long outCols = dst.cols();
+        gatherTransposed(GATHER_TRANSPOSED, src, rowIndex, colIndex, dst.rows(), dst.cols(), dst.address(), dst.ld());
+    }
+
+    /** {@link #gatherTransposed} into fp16 storage: each value rounded to fp16 as ForwardKernels#toHalf rounds it. */
+    public void gatherTransposedToHalf(DeviceMatrix src, DeviceBuffer rowIndex, DeviceBuffer colIndex,
+            DeviceHalfMatrix dst) {
+        gatherTransposed(GATHER_TRANSPOSED_HALF, src, rowIndex, colIndex, dst.rows(), dst.cols(), dst.address(),
+                dst.ld());
+    }
+
+    private void gatherTransposed(GpuContext.KernelRef kernel, DeviceMatrix src, DeviceBuffer rowIndex,
+            DeviceBuffer colIndex, long outRows, long outCols, long dstAddress, long ldd) {
         if ((rowIndex == null && outCols != src.rows()) || (colIndex == null && outRows != src.cols())) {
             throw new IllegalArgumentException("gatherTransposed: dst " + outRows + "×" + outCols + " from src "
                     + src.rows() + "×" + src.cols());
@@ -125,8 +137,8 @@ public final class DenseKernels {
         if (ceilDiv(outRows, COPY_TILE) > MAX_GRID_Y) {
             throw new IllegalArgumentException("gatherTransposed: " + outRows + " rows exceed the grid's height");
         }
-        context.launch(GATHER_TRANSPOSED, ceilDiv(outCols, COPY_TILE), ceilDiv(outRows, COPY_TILE), COPY_TILE,
-                COPY_ROWS, 0, new KernelArgs().matrix(src).i64(src.ld()).matrix(dst).i64(dst.ld()).i64(outRows)
+        context.launch(kernel, ceilDiv(outCols, COPY_TILE), ceilDiv(outRows, COPY_TILE), COPY_TILE,
+                COPY_ROWS, 0, new KernelArgs().matrix(src).i64(src.ld()).address(dstAddress).i64(ldd).i64(outRows)
                         .i64(outCols).address(rowIndex == null ? 0 : rowIndex.address())
                         .address(colIndex == null ? 0 : colIndex.address()));
     }

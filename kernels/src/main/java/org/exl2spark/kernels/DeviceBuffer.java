@@ -1,5 +1,6 @@
 package org.exl2spark.kernels;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
@@ -147,6 +148,11 @@ public final class DeviceBuffer {
                 8L * count);
     }
 
+    public void copyToHost(long srcElement, int[] dst, int dstOffset, int count) {
+        toHost(Pointer.to(dst).withByteOffset(4L * checkHost(dst.length, dstOffset, count)), 4L * srcElement,
+                4L * count);
+    }
+
     public void copyToHost(long srcElement, short[] dst, int dstOffset, int count) {
         toHost(Pointer.to(dst).withByteOffset(2L * checkHost(dst.length, dstOffset, count)), 2L * srcElement,
                 2L * count);
@@ -163,6 +169,35 @@ public final class DeviceBuffer {
             throw new IllegalArgumentException("copyFromHost(ByteBuffer) needs a direct buffer");
         }
         toDevice(Pointer.to(direct.slice()), direct.remaining(), dstByte);
+    }
+
+    /** Bytes from outside the JVM's heap, e.g. a file: fills {@code dst}'s remaining bytes with those from {@code offset} on. */
+    @FunctionalInterface
+    public interface ByteSource {
+        void read(long offset, ByteBuffer dst) throws IOException;
+    }
+
+    /**
+     * Bytes [0, count) of {@code source} to device byte {@code dstByte}, read straight into the context's pinned slab
+     * ({@link HostStaging}) a slab at a time, or through a direct buffer of that size when the context has none.
+     */
+    public void copyFromSource(ByteSource source, long count, long dstByte) throws IOException {
+        checkRange(dstByte, count);
+        HostStaging slab = owner.context().staging();
+        owner.context().makeCurrent();
+        if (slab != null) {
+            slab.toDevice(source, count, pointer.withByteOffset(dstByte));
+            return;
+        }
+        ByteBuffer direct = ByteBuffer.allocateDirect((int) Math.min(count, HostStaging.BYTES));
+        for (long done = 0; done < count; ) {
+            int n = (int) Math.min(count - done, direct.capacity());
+            direct.clear().limit(n);
+            source.read(done, direct);
+            direct.flip();
+            copyFromHost(direct, dstByte + done);
+            done += n;
+        }
     }
 
     /** Copies {@code count} bytes from another device buffer. */

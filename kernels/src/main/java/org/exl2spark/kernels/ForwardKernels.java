@@ -15,6 +15,7 @@ public final class ForwardKernels {
     private static final GpuContext.KernelRef SWIGLU = new GpuContext.KernelRef(FAMILY, "swiglu");
     private static final GpuContext.KernelRef ADD = new GpuContext.KernelRef(FAMILY, "add_tensors");
     private static final GpuContext.KernelRef ROUND_TO_HALF = new GpuContext.KernelRef(FAMILY, "round_to_half");
+    private static final GpuContext.KernelRef FLOAT_TO_HALF = new GpuContext.KernelRef(FAMILY, "float_to_half");
     private static final GpuContext.KernelRef SOFTMAX = new GpuContext.KernelRef(FAMILY, "softmax_rows");
     private static final GpuContext.KernelRef KL = new GpuContext.KernelRef(FAMILY, "kl_rows");
     private static final GpuContext.KernelRef TRANSPOSE = new GpuContext.KernelRef(FAMILY, "transpose_2d");
@@ -102,6 +103,22 @@ public final class ForwardKernels {
     /** {@code out = float(fp16(x))} elementwise, clamped to ±65504; out may be x. */
     public void roundToHalf(DeviceMatrix x, DeviceMatrix out) {
         elementwise(ROUND_TO_HALF, x, x, out);
+    }
+
+    /** {@code out = fp16(x)} elementwise into fp16 storage, rounded and clamped as {@link #roundToHalf}. */
+    public void toHalf(DeviceMatrix x, DeviceHalfMatrix out) {
+        dense(x, "toHalf input");
+        if (out.rows() != x.rows() || out.cols() != x.cols()) {
+            throw new IllegalArgumentException("toHalf: " + x.rows() + "×" + x.cols() + " into " + out.rows() + "×"
+                    + out.cols());
+        }
+        if (x.address() % 16 != 0 || out.address() % 8 != 0) {
+            throw new IllegalArgumentException("toHalf: operands at " + x.address() + " and " + out.address()
+                    + " are not 16- and 8-byte aligned");
+        }
+        long n = x.elements();
+        context.launch(FLOAT_TO_HALF, Math.max(1, Math.min(strideBlocks, DenseKernels.ceilDiv(n / 4, ELEMENT_THREADS))),
+                1, ELEMENT_THREADS, 1, 0, new KernelArgs().matrix(x).address(out.address()).i64(n));
     }
 
     /** Softmax (or log-softmax) of each row; out may be x. */

@@ -1,5 +1,7 @@
 package org.exl2spark.kernels;
 
+import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import jcuda.Pointer;
@@ -46,6 +48,17 @@ final class HostStaging {
             floats.put(src, offset + done, n);
             // from page-locked memory cuMemcpyHtoD returns when the copy is done, so the slab can be refilled
             JCudaDriver.cuMemcpyHtoD(dst.withByteOffset(4L * done), pinned, 4L * n);
+        }
+    }
+
+    /** Bytes [0, count) of {@code source}, read into the slab, to the device at {@code dst} (context current). */
+    synchronized void toDevice(DeviceBuffer.ByteSource source, long count, CUdeviceptr dst) throws IOException {
+        ByteBuffer bytes = pinned.getByteBuffer(0, BYTES);
+        for (long done = 0; done < count; done += BYTES) {
+            long n = Math.min(BYTES, count - done);
+            bytes.clear().limit((int) n);
+            source.read(done, bytes);
+            JCudaDriver.cuMemcpyHtoD(dst.withByteOffset(done), pinned, n);
         }
     }
 

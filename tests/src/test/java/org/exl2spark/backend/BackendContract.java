@@ -127,6 +127,54 @@ public abstract class BackendContract {
     }
 
     @Test
+    void anFp16WeightIsReadByFastLinearsOnlyAndHoldsFp16Values() {
+        int rows = 70;
+        int in = 96;
+        int out = 50;
+        float[] x = gaussian(rows * in, 1);
+        float[] w = gaussian(out * in, 0.1);
+        float[] bias = gaussian(out, 1);
+        float[] rounded;
+        try (Tensor tw = upload(w, out, in); Tensor r = backend.zeros(out, in)) {
+            backend.roundToHalf(tw, r);
+            rounded = backend.download(r);
+        }
+        // the measurement's path: GPTQ's transposed, act-ordered output gathered into an fp16 weight
+        int[] order = new int[in];
+        for (int i = 0; i < in; i++) {
+            order[i] = (i * 37) % in;
+        }
+        float[] transposed = new float[in * out];
+        for (int k = 0; k < in; k++) {
+            for (int n = 0; n < out; n++) {
+                transposed[k * out + n] = w[n * in + order[k]];
+            }
+        }
+        int[] inverse = new int[in];
+        for (int k = 0; k < in; k++) {
+            inverse[order[k]] = k;
+        }
+        try (Tensor tx = upload(x, rows, in); Tensor tt = upload(transposed, in, out);
+                Tensor half = backend.halfZeros(out, in); Tensor tb = upload(bias, out);
+                Tensor ty = backend.zeros(rows, out)) {
+            assertTrue(half.isHalf() && !tx.isHalf());
+            backend.gatherTransposed(tt, inverse, null, half);
+            assertArrayEquals(rounded, backend.download(half), "gathered into fp16: the rounded weight");
+            try (Backend.ModeScope fast = backend.linearMode(Backend.LinearMode.FAST)) {
+                backend.linear(tx, half, tb, ty);
+            }
+            assertClose(ReferenceOps.linear(x, rounded, bias, rows, in, out), backend.download(ty), 2e-3,
+                    "FAST linear with an fp16 weight");
+            IllegalStateException outside = assertThrows(IllegalStateException.class,
+                    () -> backend.linear(tx, half, tb, ty));
+            assertTrue(outside.getMessage().contains("fp16") && outside.getMessage().contains("FAST"),
+                    outside.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> backend.add(half, half, half));
+            assertThrows(IllegalArgumentException.class, () -> backend.linear(half, half, null, ty));
+        }
+    }
+
+    @Test
     void gramAccumulatesSymmetricXtX() {
         int n = 300;
         int rows1 = 777;
@@ -148,6 +196,53 @@ public abstract class BackendContract {
                 for (int j = 0; j < i; j++) {
                     assertEquals(got[i * n + j], got[j * n + i], "gram not symmetric at " + i + "," + j);
                 }
+            }
+        }
+    }
+
+    /**
+     * The Gram of fp16-rounded inputs (values past ±65504 clamped), finished into a symmetric Hessian, against fp64
+     * sums of the same fp16 values; x is left as it was. Shapes: one row and one column, rows and columns that are
+     * not multiples of 16/32 or of a device's tiles, two chunks.
+     */
+    @Test
+    void halfGramIsTheGramOfFp16RoundedInputsFinishedSymmetric() {
+        int[][] shapes = {{1, 1}, {15, 7}, {33, 129}, {257, 300}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int n = s[1];
+            float[] x1 = gaussian(rows * n, 3);
+            float[] x2 = gaussian(rows * n, 3);
+            x1[0] = 70000f;
+            x2[x2.length - 1] = -1e6f;
+            double[] expected = new double[n * n];
+            for (float[] x : new float[][] {x1, x2}) {
+                float[] h = new float[x.length];
+                for (int i = 0; i < x.length; i++) {
+                    h[i] = org.exl2spark.io.Half.toFloat(org.exl2spark.io.Half.fromFloat(
+                            Math.max(-65504f, Math.min(65504f, x[i]))));
+                }
+                double[] g = ReferenceOps.matmul(h, true, h, false, null, n, n, rows, 1, 0);
+                for (int i = 0; i < expected.length; i++) {
+                    expected[i] += g[i] / (2.0 * rows);
+                }
+            }
+            try (Tensor g = backend.zeros(n, n); Tensor t1 = upload(x1, rows, n); Tensor t2 = upload(x2, rows, n)) {
+                backend.accumulateHalfGram(t1, g);
+                backend.accumulateHalfGram(t2, g);
+                backend.finishHessian(g, 2L * rows);
+                float[] got = backend.download(g);
+                double worst = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        double scale = Math.sqrt(expected[i * n + i] * expected[j * n + j]);
+                        worst = Math.max(worst, Math.abs(got[i * n + j] - expected[i * n + j]) / scale);
+                        assertEquals(got[i * n + j], got[j * n + i], rows + "×" + n + ": not symmetric at " + i + ","
+                                + j);
+                    }
+                }
+                assertTrue(worst <= 2e-6, rows + "×" + n + ": max |error|/sqrt(Hii·Hjj) " + worst);
+                assertArrayEquals(x1, backend.download(t1), "x is unchanged");
             }
         }
     }
@@ -269,9 +364,11 @@ public abstract class BackendContract {
             // a value that rounds to zero keeps its sign, as fp16's −0 does
             expected[i] = Math.copySign(nearest(values, Math.max(-65504f, Math.min(65504f, x[i]))), x[i]);
         }
-        try (Tensor t = upload(x, n); Tensor out = backend.zeros(n)) {
+        try (Tensor t = upload(x, n); Tensor out = backend.zeros(n); Tensor half = backend.halfZeros(n)) {
             backend.roundToHalf(t, out);
             assertArrayEquals(expected, backend.download(out), "roundToHalf");
+            backend.roundToHalf(t, half);
+            assertArrayEquals(expected, backend.download(half), "roundToHalf into an fp16 tensor");
             backend.roundToHalf(t, t);
             assertArrayEquals(expected, backend.download(t), "roundToHalf in place");
         }

@@ -14,7 +14,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A block's measurement scores its candidates the same whether every setting's weights are held (candidates share
- * the forward up to the output projection) or the memory planner allows only one candidate's weights at a time.
+ * the forward up to the output projection), the memory planner allows only one candidate's weights at a time, or a
+ * few candidates' per scoring pass with the states kept on the backend.
  */
 class MeasurementSharingTest {
 
@@ -35,8 +36,10 @@ class MeasurementSharingTest {
             for (BlockSpec block : a.layer(0).blocks()) {
                 List<BlockCandidate> shared = m.measure(w, block, input, Integer.MAX_VALUE);
                 List<BlockCandidate> oneAtATime = m.measure(w, block, input, block.linears().size());
+                List<BlockCandidate> residentPasses = m.measure(w, block, input, block.linears().size() + 2, true);
                 assertEquals(BlockMeasurement.table(block).size(), shared.size());
                 assertEquals(shared, oneAtATime, block.key());
+                assertEquals(shared, residentPasses, block.key() + " in passes, states resident");
                 // real scores, not the 1e-6 floor for every candidate
                 assertTrue(shared.stream().mapToDouble(BlockCandidate::accuracy).distinct().count() > 5, block.key());
             }

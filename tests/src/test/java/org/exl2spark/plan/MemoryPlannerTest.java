@@ -49,6 +49,45 @@ class MemoryPlannerTest {
     }
 
     @Test
+    void fp16DequantizedWeightsLeaveRoomToKeepTheQwenMlpStatesOnTheDevice() {
+        TaskPlan tight = measureMlp(24 * GB);
+        // 16 rows × 2048 tokens × 8192 fp32, input and reference
+        long states = 2 * 4L * 16 * 2048 * 8192;
+        long fixed = 4L * 3 * 49152 * 8192 + 4L * 8192 + 4L * 8192 * 8192 + 4L * 49152 * 49152;
+        assertTrue(tight.residentStates(), tight.render());
+        assertTrue(tight.peakBytes() >= fixed + states + tight.dequantSlots() * DeviceBytes.halfTensor(49152L * 8192),
+                tight.render());
+        // fp32 weights left room for 3 with the states uploaded once per candidate; fp16 ones for more beside them
+        assertTrue(tight.dequantSlots() >= 4, tight.render());
+        assertTrue(tight.render().contains("states kept on the device"), tight.render());
+        assertEquals(2L * 49152 * 8192, DeviceBytes.halfTensor(49152L * 8192));
+    }
+
+    @Test
+    void scoringPassesAreMaximalRunsOfCandidatesWhoseSettingsFitTheSlots() {
+        BlockSpec mlp = LAYER.mlp();
+        List<Map<String, QParams>> table = BlockMeasurement.table(mlp);
+        for (int slots : new int[] {3, 4, 6, 40}) {
+            List<List<Integer>> passes = MemoryPlanner.scoringPasses(mlp, table, slots);
+            List<Integer> order = passes.stream().flatMap(List::stream).toList();
+            assertEquals(java.util.stream.IntStream.range(0, table.size()).boxed().toList(), order,
+                    "every candidate once, in table order");
+            for (int p = 0; p < passes.size(); p++) {
+                List<Integer> pass = passes.get(p);
+                assertTrue(MemoryPlanner.passSettings(mlp, table, pass).size() <= slots, slots + " slots: " + pass);
+                if (p + 1 < passes.size()) {
+                    List<Integer> grown = new java.util.ArrayList<>(pass);
+                    grown.add(passes.get(p + 1).get(0));
+                    assertTrue(MemoryPlanner.passSettings(mlp, table, grown).size() > slots,
+                            slots + " slots: " + pass + " could have taken the next candidate");
+                }
+            }
+        }
+        assertEquals(1, MemoryPlanner.scoringPasses(mlp, table, 40).size(), "every setting held: one pass");
+        assertEquals(table.size(), MemoryPlanner.scoringPasses(mlp, table, 3).size(), "three slots: one candidate each");
+    }
+
+    @Test
     void aBudgetBelowTheHessianFailsBeforeWorkNamingModuleShapeBytesAndBudget() {
         PlanException e = assertThrows(PlanException.class, () -> measureMlp(12 * GB));
         assertEquals("model.layers.0.mlp", e.module());
@@ -92,6 +131,10 @@ class MemoryPlannerTest {
         // for down a: 3 + 1 + 1 runs. Four slots keep all four settings: 4 runs.
         assertEquals(5, MemoryPlanner.gptqRuns(mlp, List.of(rowA, rowB, rowA), 3));
         assertEquals(4, MemoryPlanner.gptqRuns(mlp, List.of(rowA, rowB, rowA), 4));
+        // four slots score all three in one pass; three score each alone
+        assertEquals(List.of(List.of(0, 1, 2)), MemoryPlanner.scoringPasses(mlp, List.of(rowA, rowB, rowA), 4));
+        assertEquals(List.of(List.of(0), List.of(1), List.of(2)),
+                MemoryPlanner.scoringPasses(mlp, List.of(rowA, rowB, rowA), 3));
     }
 
     @Test

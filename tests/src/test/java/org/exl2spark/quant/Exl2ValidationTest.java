@@ -1,15 +1,19 @@
 package org.exl2spark.quant;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import org.apache.hadoop.conf.Configuration;
+import org.exl2spark.backend.CodePacking;
 import org.exl2spark.io.DType;
 import org.exl2spark.io.Half;
 import org.exl2spark.io.SafetensorsFile;
+import org.exl2spark.io.TensorSpec;
 import org.exl2spark.testing.SharedData;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -248,6 +252,30 @@ class Exl2ValidationTest {
                 () -> Exl2Linear.encode(layout, codes, scales, max, invperm, new short[384]));
         assertEncoderRejects("1023 rows of codes, expected 1024",
                 () -> Exl2Linear.encode(layout, Arrays.copyOf(codes, 1023), scales, max, invperm, null));
+    }
+
+    @Test
+    void packedCodesGiveTheGoldenQWeightAndAWrongShapeIsNamed() throws Exception {
+        Exl2Linear g = Exl2Linear.read(tensors, KEY);
+        Exl2Layout layout = g.layout();
+        byte[][] codes = g.codes();
+        int[][] words = new int[layout.qRows()][layout.width()];
+        for (Exl2Group group : layout.groups()) {
+            CodePacking.packGroup(codes, group.rowStart(), group.rows(), group.bits(), words, group.qRowStart());
+        }
+        Exl2Linear packed = Exl2Linear.ofPacked(layout, words, g.scaleCodes(), g.scaleMax(), g.invperm(), null);
+        for (TensorSpec t : packed.tensorSpecs()) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            packed.writeTensor(t, out);
+            assertArrayEquals(bytes(t.name()), out.toByteArray(), t.name());
+        }
+        assertEncoderRejects("1 q-rows of packed codes, the groups need " + layout.qRows(),
+                () -> Exl2Linear.ofPacked(layout, Arrays.copyOf(words, 1), g.scaleCodes(), g.scaleMax(),
+                        g.invperm(), null));
+        int[][] narrow = words.clone();
+        narrow[3] = Arrays.copyOf(words[3], layout.width() - 1);
+        assertEncoderRejects("packed q-row 3 has " + (layout.width() - 1) + " words, expected " + layout.width(),
+                () -> Exl2Linear.ofPacked(layout, narrow, g.scaleCodes(), g.scaleMax(), g.invperm(), null));
     }
 
     @Test
