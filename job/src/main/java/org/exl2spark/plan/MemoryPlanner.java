@@ -332,11 +332,13 @@ public final class MemoryPlanner {
                 flops += 2.0 * rows * tokens * l.inFeatures() * l.outFeatures();
             }
         }
+        double seconds = flops / linearFlops;
         if (block.kind() == BlockSpec.Kind.ATTENTION) {
-            // QKᵀ and PV over the causal half
-            flops += 4.0 * rows * arch.numHeads() * arch.headDim() * tokens * (tokens + 1) / 2.0;
+            // QKᵀ and PV over the causal half, on the attention kernel whatever the linears' precision
+            seconds += 4.0 * rows * arch.numHeads() * arch.headDim() * tokens * (tokens + 1) / 2.0
+                    / rates.attentionFlops();
         }
-        return flops / linearFlops;
+        return seconds;
     }
 
     private double hessianSeconds(BlockSpec block, long tokens) {

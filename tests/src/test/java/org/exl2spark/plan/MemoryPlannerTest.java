@@ -152,4 +152,34 @@ class MemoryPlannerTest {
         assertEquals(4 * 49152L * DeviceBytes.permutePanelRows(49152) + 4 * 49152L, DeviceBytes.permute(49152));
         assertTrue(DeviceBytes.permute(49152) <= (256L << 20) + 4 * 49152 * 2);
     }
+
+    @Test
+    void attentionKernelTimeIsCountedAtItsOwnRateForEveryForwardOfTheAttentionBlock() {
+        DeviceRates h100 = DeviceRates.H100;
+        DeviceRates slowAttention = new DeviceRates(h100.gemmFlops(), h100.fastGemmFlops(), h100.halfWeightFlops(),
+                h100.attentionFlops() / 2, h100.gramFlops(), h100.lazyUpdateFlops(), h100.choleskyFlops(),
+                h100.gridEvaluations(), h100.groupSeconds(), h100.bandwidth(), h100.hostToDevice(),
+                h100.deviceToHost());
+        MemoryPlanner fast = new MemoryPlanner(QWEN, 24 * GB, h100);
+        MemoryPlanner slow = new MemoryPlanner(QWEN, 24 * GB, slowAttention);
+        BlockSpec attention = LAYER.attention();
+        int rows = 16;
+        int tokens = 2048;
+        // QKᵀ and PV over the causal half of one forward, at the H100's attention rate
+        double oneForward = 4.0 * rows * QWEN.numHeads() * QWEN.headDim() * tokens * (tokens + 1) / 2.0
+                / h100.attentionFlops();
+        int forwards = 1 + BlockMeasurement.table(attention).size(); // the reference and every candidate
+        double measureFast = fast.measureBlock(attention, BlockMeasurement.table(attention), rows, tokens).seconds();
+        double measureSlow = slow.measureBlock(attention, BlockMeasurement.table(attention), rows, tokens).seconds();
+        assertEquals(forwards * oneForward, measureSlow - measureFast, 1e-9 * measureSlow,
+                "halving the attention rate adds one more attention time per forward");
+        double quantizeFast = fast.quantizeBlock(attention, 100, tokens).seconds();
+        double quantizeSlow = slow.quantizeBlock(attention, 100, tokens).seconds();
+        assertEquals(100.0 / rows * oneForward, quantizeSlow - quantizeFast, 1e-9 * quantizeSlow,
+                "the quantization pass's Hessian forward runs attention once over its rows");
+        BlockSpec mlp = LAYER.mlp();
+        assertEquals(fast.measureBlock(mlp, BlockMeasurement.table(mlp), rows, tokens).seconds(),
+                slow.measureBlock(mlp, BlockMeasurement.table(mlp), rows, tokens).seconds(),
+                "the MLP has no attention");
+    }
 }
