@@ -42,6 +42,28 @@ public final class CodePacking {
         }
     }
 
+    /**
+     * Every column's code of row {@code r} of the group packed from q-row {@code qRowStart} on, into {@code out}
+     * (one per column): the inverse of {@link #packGroup} for one row, the words of the row found once.
+     */
+    public static void unpackRow(int[][] words, int qRowStart, int r, int bits, int[] out) {
+        int mask = (1 << bits) - 1;
+        long bit = (long) r * bits;
+        int word = qRowStart + (int) (bit >>> 5);
+        int shift = (int) (bit & 31);
+        int[] lo = words[word];
+        if (shift + bits <= 32) {
+            for (int n = 0; n < out.length; n++) {
+                out[n] = (lo[n] >>> shift) & mask;
+            }
+        } else {
+            int[] hi = words[word + 1];
+            for (int n = 0; n < out.length; n++) {
+                out[n] = ((lo[n] >>> shift) | (hi[n] << (32 - shift))) & mask;
+            }
+        }
+    }
+
     /** The code of row {@code r} (of the group packed from q-row {@code qRowStart} on), column {@code col}. */
     public static int code(int[][] words, int qRowStart, int r, int bits, int col) {
         long bit = (long) r * bits;

@@ -300,9 +300,7 @@ public final class Exl2Linear {
 
     /** Codes of row {@code r} of group {@code g}: the bits-wide field at stream bit r·bits of each column. */
     private void unpackRow(Exl2Group g, int r, int[] out) {
-        for (int n = 0; n < out.length; n++) {
-            out[n] = CodePacking.code(qWeight, g.qRowStart(), r, g.bits(), n);
-        }
+        CodePacking.unpackRow(qWeight, g.qRowStart(), r, g.bits(), out);
     }
 
     /** The tensors this linear is stored as, in the order {@link #writeTensor} accepts them. */
