@@ -3,7 +3,9 @@ package org.exl2spark.backend;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import org.exl2spark.io.Half;
+import java.util.Arrays;
+import org.exl2spark.io.DType;
+import org.exl2spark.io.SafetensorsFile;
 
 /**
  * The tensor operations the forward pass, the evaluation and GPTQ need, on fp32 row-major {@link Tensor}s that
@@ -48,7 +50,7 @@ public interface Backend extends AutoCloseable {
      */
     Tensor uploadSlice(float[] data, int offset, long... shape);
 
-    /** Reads stored bytes, e.g. a checkpoint tensor's: fills {@code dst}'s remaining bytes with those from {@code offset} on. */
+    /** Reads stored bytes, e.g. a checkpoint tensor's: fills {@code dst}'s remaining bytes with those from offset on. */
     @FunctionalInterface
     interface StoredBytes {
         void read(long offset, ByteBuffer dst) throws IOException;
@@ -63,7 +65,7 @@ public interface Backend extends AutoCloseable {
     default Tensor uploadWidened(StoredBytes source, boolean bf16, long... shape) throws IOException {
         long n = Tensor.elementCount(shape);
         if (n > HostTensor.MAX_ELEMENTS) {
-            throw new IllegalArgumentException("uploadWidened: shape " + java.util.Arrays.toString(shape) + " has " + n
+            throw new IllegalArgumentException("uploadWidened: shape " + Arrays.toString(shape) + " has " + n
                     + " elements, more than a Java array holds (" + HostTensor.MAX_ELEMENTS + ")");
         }
         float[] out = new float[(int) n];
@@ -73,10 +75,7 @@ public interface Backend extends AutoCloseable {
             int k = (int) Math.min(n - done, chunk.capacity() / 2);
             chunk.clear().limit(2 * k);
             source.read(2L * done, chunk);
-            for (int i = 0; i < k; i++) {
-                short v = chunk.getShort(2 * i);
-                out[done + i] = bf16 ? Half.bf16ToFloat(v) : Half.toFloat(v);
-            }
+            SafetensorsFile.toFloats(chunk.flip(), bf16 ? DType.BF16 : DType.F16, out, done, k);
             done += k;
         }
         return upload(out, shape);
@@ -184,8 +183,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Elementwise {@code out = float(fp16(x))}: each value rounded to the nearest fp16 (half to even), values beyond
-     * the fp16 range clamped to ±65504; out may be x, or an fp16 tensor ({@link #halfZeros}) that stores them. GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's
-     * fp16 forward gives them (EXL2-SPEC F.1).
+     * the fp16 range clamped to ±65504; out may be x, or an fp16 tensor ({@link #halfZeros}) that stores them.
+     * GPTQ's Hessians are built from fp16 activations, as ExLlamaV2's fp16 forward gives them (EXL2-SPEC F.1).
      */
     void roundToHalf(Tensor x, Tensor out);
 

@@ -462,26 +462,31 @@ public final class SafetensorsFile implements Closeable {
     /** {@code n} little-endian values of a floating-point dtype, widened or narrowed to float. */
     public static float[] toFloats(ByteBuffer b, DType dtype, int n) {
         float[] out = new float[n];
+        toFloats(b, dtype, out, 0, n);
+        return out;
+    }
+
+    /** The values {@link #toFloats(ByteBuffer, DType, int)} returns, written into {@code out[offset, offset + n)}. */
+    public static void toFloats(ByteBuffer b, DType dtype, float[] out, int offset, int n) {
         switch (dtype) {
-            case F32 -> b.asFloatBuffer().get(out);
+            case F32 -> b.asFloatBuffer().get(0, out, offset, n);
             case F16 -> {
                 for (int i = 0; i < n; i++) {
-                    out[i] = Half.toFloat(b.getShort(2 * i));
+                    out[offset + i] = Half.toFloat(b.getShort(2 * i));
                 }
             }
             case BF16 -> {
                 for (int i = 0; i < n; i++) {
-                    out[i] = Half.bf16ToFloat(b.getShort(2 * i));
+                    out[offset + i] = Half.bf16ToFloat(b.getShort(2 * i));
                 }
             }
             case F64 -> {
                 for (int i = 0; i < n; i++) {
-                    out[i] = (float) b.getDouble(8 * i);
+                    out[offset + i] = (float) b.getDouble(8 * i);
                 }
             }
             default -> throw new IllegalArgumentException(dtype + " is not a floating-point dtype");
         }
-        return out;
     }
 
     public float[] readFloats(String name) throws IOException {
