@@ -79,11 +79,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public HostTensor uploadSlice(float[] data, int offset, long... shape) {
-        long n = Tensor.elementCount(shape);
-        if (offset < 0 || n > data.length - (long) offset) {
-            throw new IllegalArgumentException("uploadSlice: " + n + " elements from " + offset + " of an array of "
-                    + data.length);
-        }
+        long n = ShapeChecks.uploadSlice(data.length, offset, shape);
         return new HostTensor(java.util.Arrays.copyOfRange(data, offset, offset + (int) n), shape);
     }
 

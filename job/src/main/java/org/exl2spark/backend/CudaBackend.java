@@ -35,8 +35,7 @@ public final class CudaBackend implements Backend {
     private final TensorCoreGemm tensorCores;
     private final HalfKernels half;
     private final Precision linearPrecision;
-    /** What {@link #linear} runs at now: linearPrecision, or FP16 inside a FAST {@link #linearMode} scope. */
-    private Precision activePrecision;
+    /** The {@link #linearMode} in force: {@link #linear} runs at linearPrecision, or FP16 when FAST. */
     private LinearMode linearMode = LinearMode.ACCURATE;
     private final CudaGptq gptq;
 
@@ -57,7 +56,6 @@ public final class CudaBackend implements Backend {
         this.tensorCores = new TensorCoreGemm(context);
         this.half = new HalfKernels(context);
         this.linearPrecision = linearPrecision;
-        this.activePrecision = linearPrecision;
         this.gptq = new CudaGptq(memory);
     }
 
@@ -121,11 +119,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public DeviceTensor uploadSlice(float[] data, int offset, long... shape) {
-        long n = Tensor.elementCount(shape);
-        if (offset < 0 || n > data.length - (long) offset) {
-            throw new IllegalArgumentException("uploadSlice: shape " + java.util.Arrays.toString(shape) + " needs " + n
-                    + " elements from " + offset + " of an array of " + data.length);
-        }
+        long n = ShapeChecks.uploadSlice(data.length, offset, shape);
         DeviceTensor t = allocate("uploaded tensor", shape);
         t.buffer().copyFromHost(data, offset, (int) n, 0);
         return t;
@@ -236,14 +230,9 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public ModeScope linearMode(LinearMode mode) {
-        Precision previousPrecision = activePrecision;
-        LinearMode previousMode = linearMode;
-        activePrecision = mode == LinearMode.FAST ? Precision.FP16 : linearPrecision;
+        LinearMode previous = linearMode;
         linearMode = mode;
-        return () -> {
-            activePrecision = previousPrecision;
-            linearMode = previousMode;
-        };
+        return () -> linearMode = previous;
     }
 
     @Override
@@ -261,7 +250,8 @@ public final class CudaBackend implements Backend {
                 tensorCores.gemmNTHalf(halfX.halfMatrix(), dw.halfMatrix(), dout.matrix(), biasRow, 1f, 0f);
             }
         } else {
-            tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(), biasRow, 1f, 0f, activePrecision);
+            tensorCores.gemmNT(dx.matrix(), dw.matrix(), dout.matrix(), biasRow, 1f, 0f,
+                    linearMode == LinearMode.FAST ? Precision.FP16 : linearPrecision);
         }
     }
 

@@ -150,6 +150,16 @@ final class ShapeChecks {
         index("gatherTransposed colIndex", colIndex, src.cols(), outRows);
     }
 
+    /** The element count of {@code shape}, which must fit {@code length − offset} elements of an array from offset on. */
+    static long uploadSlice(int length, int offset, long... shape) {
+        long n = Tensor.elementCount(shape);
+        if (offset < 0 || n > length - (long) offset) {
+            throw new IllegalArgumentException("uploadSlice: shape " + java.util.Arrays.toString(shape) + " needs " + n
+                    + " elements from " + offset + " of an array of " + length);
+        }
+        return n;
+    }
+
     /** An fp16 weight is read only by FAST linears (Backend#halfZeros). */
     static void halfWeight(Tensor weight, Backend.LinearMode mode) {
         if (weight.isHalf() && mode != Backend.LinearMode.FAST) {
