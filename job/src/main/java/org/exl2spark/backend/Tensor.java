@@ -4,8 +4,9 @@ import java.util.Arrays;
 
 /**
  * A dense row-major tensor owned by a {@link Backend}, of fp32 elements unless made by {@link Backend#halfZeros}
- * ({@link Storage#FP16}). The shape is explicit; element counts and offsets are {@code long}. Where a tensor's storage lives (a Java array, device memory) is the backend's business: code that
- * only calls {@link Backend} operations runs on any backend. Closing releases the storage (a no-op on the CPU).
+ * ({@link Storage#FP16}). The shape is explicit; element counts and offsets are {@code long}. Where a tensor's
+ * storage lives (a Java array, device memory) is the backend's business: code that only calls {@link Backend}
+ * operations runs on any backend. Closing releases the storage (a no-op on the CPU).
  */
 public abstract class Tensor implements AutoCloseable {
     /** How the elements are stored. */
